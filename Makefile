@@ -1,0 +1,37 @@
+# The two commands a fresh machine needs:  make run  (server with demo data)  and  make test.
+# Python 3.12 is required: .python-version selects pyenv's 3.12.1, so python3 here is 3.12.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_ENV := DJANGO_DEBUG=1 DJANGO_SUPERUSER_EMAIL=admin@techbirdsfly.local DJANGO_SUPERUSER_PASSWORD=admin-demo-password
+
+.PHONY: install run test lint format clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.12+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 12) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser --noinput 2>/dev/null || true
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(TESTS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles

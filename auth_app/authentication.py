@@ -1,0 +1,77 @@
+"""``Authorization: Bearer <accessToken>`` for every app's views."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from .models import User
+from .selectors import TokenRecord, token_validate
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """``request.auth``: the validated token's record, and whether it came from Redis."""
+
+    record: TokenRecord
+    from_cache: bool
+
+    @property
+    def pair(self) -> uuid.UUID:
+        return uuid.UUID(self.record["pair"])
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, None without one; malformed → 401."""
+    parts = get_authorization_header(request).split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed("Invalid token.") from None
+
+
+def user_from_record(record: TokenRecord) -> User:
+    """A User built from the cached record, without a query. Load it from the database to change it."""
+    user = User(
+        id=record["userId"],
+        email=record["email"],
+        name=record["name"],
+        is_staff=record["isStaff"],
+        is_active=True,
+    )
+    user._state.adding = False
+    user._state.db = "default"
+    return user
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[User, AccessToken] | None:
+        raw = bearer_token(request)
+        if raw is None:
+            return None
+        record, from_cache = token_validate(raw_token=raw)
+        if record is None:
+            raise AuthenticationFailed("Invalid, expired or revoked token.")
+        return user_from_record(record), AccessToken(record, from_cache)
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer"}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TechBirdsFlyConfig(AppConfig):
+    name = "techbirdsfly"
+    verbose_name = "TechBirdsFly core"
+    default_auto_field = "django.db.models.BigAutoField"

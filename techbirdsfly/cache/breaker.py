@@ -1,0 +1,70 @@
+"""A per-process circuit breaker in front of Redis.
+
+Socket timeouts bound one call; the breaker bounds a request: after one failure, calls are
+skipped for ``cooldown`` seconds instead of each paying the timeout again. After the cooldown a
+single caller probes Redis (half-open); its success closes the breaker and caching resumes.
+The outage is logged once when it starts and once when it ends, not once per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+logger = logging.getLogger("techbirdsfly.cache")
+
+
+class CircuitBreaker:
+    def __init__(self, name: str, cooldown: float) -> None:
+        self.name = name
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._open = False
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def allow(self) -> bool:
+        """May the caller talk to Redis now?"""
+        if not self._open:
+            return True
+        with self._lock:
+            if not self._open:
+                return True
+            if self._probing or time.monotonic() - self._opened_at < self.cooldown:
+                return False
+            self._probing = True  # this caller is the half-open probe
+            return True
+
+    def success(self) -> None:
+        if not self._open:
+            return
+        with self._lock:
+            if self._open:
+                self._open = False
+                self._probing = False
+                logger.warning("Redis at %s is reachable again; caching resumed", self.name)
+
+    def failure(self, exc: BaseException) -> None:
+        with self._lock:
+            was_open = self._open
+            self._open = True
+            self._probing = False
+            self._opened_at = time.monotonic()
+        if not was_open:
+            logger.warning(
+                "Redis at %s is unavailable (%s: %s); serving from the database, retrying every %.1fs",
+                self.name,
+                type(exc).__name__,
+                exc,
+                self.cooldown,
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open = False
+            self._probing = False

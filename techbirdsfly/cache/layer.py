@@ -1,0 +1,391 @@
+"""The cache layer every app uses, and the only code that talks to django-redis.
+
+Reads are cache-aside: ``get_or_compute`` answers from Redis when it can and from ``compute``
+(the database) otherwise, and says which. Redis being down, slow or full is never an error for
+the caller: the breaker skips Redis after one failure and the value is computed.
+
+Entries that writes can make stale belong to a *scope* (an account, a user, a token). Each scope
+has a generation key holding a random token; an entry is stored with the generation it was
+computed under and is a hit only while that generation is current. Invalidating a scope writes a
+new generation after the transaction commits. Because readers take the generation *before* they
+read the database, a read racing a write stores its (possibly pre-write) result under the old
+generation, where nobody will accept it, rather than putting stale data back for a full TTL.
+Hit or miss, a scoped read is a single MGET.
+
+When Redis cannot be told about an invalidation, it is written to the database
+(``PendingInvalidation``) and replayed before this or any other process trusts a new connection:
+a Redis restarted from an old dump, or a promoted replica, cannot resurrect revoked tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple, TypeVar
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import DatabaseError, transaction
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+
+from .breaker import CircuitBreaker
+from .connection import ConnectEpoch
+from .policy import APPS, GENERATION_TTL, KINDS, Kind
+from .serializers import ValueTooLarge
+from .stats import ERRORS, HITS, MISSES
+
+logger = logging.getLogger("techbirdsfly.cache")
+
+T = TypeVar("T")
+
+
+class Cached[T](NamedTuple):
+    value: T
+    from_cache: bool
+
+
+class CacheUnavailable(Exception):
+    """Redis could not be used for this call (down, slow, full, or the breaker is open)."""
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+_sync_lock = threading.Lock()
+_UNAVAILABLE = (RedisError, ConnectionInterrupted, OSError)
+
+
+def kind_of(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown cache kind {kind!r}; add it to techbirdsfly.cache.policy.KINDS") from None
+
+
+def cache_for(app: str) -> Any:
+    if app not in APPS:
+        raise ValueError(f"unknown cache app {app!r}")
+    return caches[app]
+
+
+def breaker_for(app: str) -> CircuitBreaker:
+    """One breaker per Redis location, shared by the aliases that use it."""
+    location = str(settings.CACHES[app]["LOCATION"])
+    breaker = _breakers.get(location)
+    if breaker is None:
+        with _breakers_lock:
+            breaker = _breakers.setdefault(location, CircuitBreaker(_redact(location), settings.CACHE_BREAKER_COOLDOWN))
+    return breaker
+
+
+def reset_breakers() -> None:
+    for breaker in list(_breakers.values()):
+        breaker.reset()
+
+
+def _redact(location: str) -> str:
+    # Never log a password that is part of the URL.
+    if "@" in location:
+        scheme, _, rest = location.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return location
+
+
+def call[T](app: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one Redis operation for ``app`` behind the breaker; raise CacheUnavailable on failure."""
+    breaker = breaker_for(app)
+    if not breaker.allow():
+        ERRORS.labels(app).inc()
+        raise CacheUnavailable("circuit open")
+    try:
+        result = fn(*args, **kwargs)
+    except ValueTooLarge:
+        breaker.success()
+        raise
+    except ResponseError as exc:
+        ERRORS.labels(app).inc()
+        if isinstance(exc, ReadOnlyError):
+            # Talking to a demoted master (django-redis #616): back off and reconnect later.
+            breaker.failure(exc)
+        else:
+            # e.g. OOM at maxmemory: the server answers, so the connection is fine.
+            breaker.success()
+            logger.warning("Redis refused an operation for %s: %s", app, exc)
+        raise CacheUnavailable(str(exc)) from exc
+    except _UNAVAILABLE as exc:
+        ERRORS.labels(app).inc()
+        breaker.failure(exc)
+        raise CacheUnavailable(str(exc)) from exc
+    breaker.success()
+    return result
+
+
+def generation_key(scope: str) -> str:
+    return f"{scope}:gen"
+
+
+# --- pending invalidations --------------------------------------------------------------------
+
+
+def _distrust_read(start: int) -> bool:
+    """After a read begun at connect count ``start``: was a connection made that is not yet synced?
+
+    If so, replay pending invalidations (once, for all threads) and report the read as untrusted.
+    """
+    end = ConnectEpoch.connects
+    if end == start and ConnectEpoch.synced >= end:
+        return False
+    with _sync_lock:
+        if ConnectEpoch.synced < end:
+            target = ConnectEpoch.connects
+            if replay_pending_invalidations():
+                ConnectEpoch.synced = target
+    return True
+
+
+def replay_pending_invalidations() -> bool:
+    """Apply invalidations that could not reach Redis when they were made. True when none is left."""
+    from techbirdsfly.models import PendingInvalidation
+
+    try:
+        pending = list(PendingInvalidation.objects.order_by("id")[:5000])
+    except DatabaseError:
+        logger.exception("could not read pending cache invalidations")
+        return False
+    if not pending:
+        return True
+    by_app: dict[str, set[str]] = {}
+    for row in pending:
+        by_app.setdefault(row.app, set()).add(row.scope)
+    try:
+        for app, scopes in by_app.items():
+            _write_generations(app, scopes)
+    except CacheUnavailable:
+        return False
+    PendingInvalidation.objects.filter(id__in=[row.id for row in pending]).delete()
+    logger.warning("replayed %d cache invalidation(s) made while Redis was unreachable", len(pending))
+    return len(pending) < 5000 or replay_pending_invalidations()
+
+
+def _write_generations(app: str, scopes: Iterable[str]) -> None:
+    cache = cache_for(app)
+    values = {generation_key(scope): secrets.token_hex(8) for scope in scopes}
+    if values:
+        call(app, cache.set_many, values, timeout=GENERATION_TTL)
+
+
+# --- the public API ---------------------------------------------------------------------------
+
+
+def get_or_compute[T](
+    kind: str,
+    key: str,
+    compute: Callable[[], T],
+    *,
+    scope: str | None = None,
+    ttl_of: Callable[[T], int] | None = None,
+) -> Cached[T]:
+    """Return the cached value of ``key`` or compute, cache and return it.
+
+    ``kind`` names a row of the TTL table (policy.KINDS); ``ttl_of(value)`` may shorten that TTL
+    for one value, never lengthen it (0 or less: not cached). ``scope`` ties the entry to a
+    generation that ``invalidate`` bumps. ``compute`` must return JSON-ready data
+    (dicts, lists, str, int, float, bool, None).
+    """
+    policy = kind_of(kind)
+    app = policy.app
+    cache = cache_for(app)
+    gen_key = generation_key(scope) if scope else None
+    generation: str | None = None
+    try:
+        start = ConnectEpoch.connects
+        if gen_key:
+            found = call(app, cache.get_many, [key, gen_key])
+            entry, generation = found.get(key), found.get(gen_key)
+            hit = isinstance(entry, dict) and generation is not None and entry.get("g") == generation
+            value = entry["v"] if hit else None
+        else:
+            value = call(app, cache.get, key, _MISSING)
+            hit = value is not _MISSING
+        if _distrust_read(start):
+            hit, generation = False, None
+    except CacheUnavailable:
+        return Cached(compute(), False)
+    if hit:
+        HITS.labels(app).inc()
+        return Cached(value, True)  # type: ignore[arg-type]
+
+    MISSES.labels(app).inc()
+    try:
+        if gen_key and generation is None:
+            generation = _ensure_generation(app, cache, gen_key)
+    except CacheUnavailable:
+        return Cached(compute(), False)
+    result = compute()
+    timeout = policy.ttl if ttl_of is None else min(ttl_of(result), policy.ttl)
+    if timeout > 0:
+        stored = {"g": generation, "v": result} if gen_key else result
+        try:
+            call(app, cache.set, key, stored, timeout=timeout)
+        except ValueTooLarge as exc:
+            logger.warning("not caching %s (%s): %s", key, kind, exc)
+        except CacheUnavailable:
+            pass
+    return Cached(result, False)
+
+
+_MISSING = object()
+
+
+def _ensure_generation(app: str, cache: Any, gen_key: str) -> str:
+    candidate = secrets.token_hex(8)
+    if call(app, cache.set, gen_key, candidate, timeout=GENERATION_TTL, nx=True):
+        return candidate
+    current = call(app, cache.get, gen_key)
+    return current if current is not None else candidate
+
+
+def invalidate(app: str, *scopes: str) -> None:
+    """Make every entry of ``scopes`` stale, once the current transaction commits (now if none).
+
+    If Redis cannot be reached the invalidation is kept in the database and replayed later, so it
+    is never lost (see the module docstring).
+    """
+    if scopes:
+        cache_for(app)  # fail fast on an unknown app
+        transaction.on_commit(lambda: _invalidate_now(app, scopes), robust=True)
+
+
+def _invalidate_now(app: str, scopes: Iterable[str]) -> None:
+    from techbirdsfly.models import PendingInvalidation
+
+    scopes = list(scopes)
+    try:
+        _write_generations(app, scopes)
+    except CacheUnavailable:
+        PendingInvalidation.objects.bulk_create([PendingInvalidation(app=app, scope=scope) for scope in scopes])
+        logger.info("Redis unavailable: kept %d invalidation(s) of %s for replay", len(scopes), app)
+
+
+def window_increment(kind: str, key: str) -> int | None:
+    """Increment a counter that expires the kind's TTL after its first increment.
+
+    Returns the new count, or None when Redis is unavailable (the caller must fall back).
+    """
+    policy = kind_of(kind)
+    cache = cache_for(policy.app)
+    full_key = cache.make_key(key)
+
+    def incr() -> int:
+        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
+        pipe.incr(full_key)
+        pipe.expire(full_key, policy.ttl, nx=True)
+        return int(pipe.execute()[0])
+
+    try:
+        return call(policy.app, incr)
+    except CacheUnavailable:
+        return None
+
+
+def window_read(kind: str, key: str) -> tuple[int, int] | None:
+    """The counter's value and seconds left in its window; None when Redis is unavailable."""
+    policy = kind_of(kind)
+    cache = cache_for(policy.app)
+    full_key = cache.make_key(key)
+
+    def read() -> tuple[int, int]:
+        pipe = cache.client.get_client(write=False).pipeline(transaction=False)
+        pipe.get(full_key)
+        pipe.ttl(full_key)
+        value, ttl = pipe.execute()
+        return (int(value) if value is not None else 0), max(int(ttl), 0)
+
+    try:
+        return call(policy.app, read)
+    except CacheUnavailable:
+        return None
+
+
+# --- operations: inspect and clear one app's keys ----------------------------------------------
+
+
+def _raw(app: str) -> Any:
+    return cache_for(app).client.get_client(write=True)
+
+
+def app_pattern(app: str, match: str = "*") -> str:
+    return f"{APPS[app]}_{match}"
+
+
+def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) -> tuple[int, list[tuple[str, int]]]:
+    """One SCAN step over ``app``'s keys: the next cursor and (key, ttl) pairs."""
+
+    def step() -> tuple[int, list[tuple[str, int]]]:
+        client = _raw(app)
+        next_cursor, keys = client.scan(cursor=cursor, match=app_pattern(app, match), count=count)
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.ttl(key)
+        ttls = pipe.execute() if keys else []
+        return int(next_cursor), [(k.decode(), int(t)) for k, t in zip(keys, ttls, strict=True) if t != -2]
+
+    return call(app, step)
+
+
+def iter_keys(app: str, match: str = "*", batch: int = 1000) -> Iterator[bytes]:
+    client = _raw(app)
+    yield from call(app, lambda: list(client.scan_iter(match=app_pattern(app, match), count=batch)))
+
+
+def count_keys(app: str) -> int:
+    return sum(1 for _ in iter_keys(app))
+
+
+def clear_app(app: str) -> int:
+    """Remove ``app``'s keys with SCAN + UNLINK; other apps' keys stay. Never FLUSHDB."""
+
+    def clear() -> int:
+        client = _raw(app)
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=app_pattern(app), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += client.unlink(*batch)
+        return deleted
+
+    return call(app, clear)
+
+
+def ping(app: str = "auth") -> bool:
+    try:
+        return bool(call(app, lambda: _raw(app).ping()))
+    except CacheUnavailable:
+        return False
+
+
+def server_info(app: str = "auth") -> dict[str, Any] | None:
+    """Redis version and memory settings, or None when Redis is unavailable."""
+
+    def info() -> dict[str, Any]:
+        client = _raw(app)
+        server, memory = client.info("server"), client.info("memory")
+        return {
+            "version": server.get("redis_version"),
+            "usedMemory": memory.get("used_memory"),
+            "maxmemory": memory.get("maxmemory"),
+            "maxmemoryPolicy": memory.get("maxmemory_policy"),
+        }
+
+    try:
+        return call(app, info)
+    except CacheUnavailable:
+        return None

@@ -1,0 +1,45 @@
+"""Hit, miss and error counts per app, summed across every server process.
+
+Counts are Prometheus counters. Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set (see
+infra/gunicorn.conf.py) and each worker writes its counters to a file there, so any worker can
+report the total of all of them; in a single process (runserver, tests) the default registry holds them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .policy import APPS
+
+HITS = Counter("techbirdsfly_cache_hits", "Cache reads answered from Redis", ["app"])
+MISSES = Counter("techbirdsfly_cache_misses", "Cache reads that went to the database", ["app"])
+ERRORS = Counter("techbirdsfly_cache_errors", "Cache operations that failed or were skipped (Redis down)", ["app"])
+
+_SAMPLES = {
+    "techbirdsfly_cache_hits_total": "hits",
+    "techbirdsfly_cache_misses_total": "misses",
+    "techbirdsfly_cache_errors_total": "errors",
+}
+
+
+def registry() -> CollectorRegistry:
+    """The registry that sees every process's metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        return merged
+    return REGISTRY
+
+
+def cache_counts() -> dict[str, dict[str, int]]:
+    counts = {app: {"hits": 0, "misses": 0, "errors": 0} for app in APPS}
+    for metric in registry().collect():
+        for sample in metric.samples:
+            field = _SAMPLES.get(sample.name)
+            app = sample.labels.get("app")
+            if field and app in counts:
+                counts[app][field] += int(sample.value)
+    return counts

@@ -1,0 +1,181 @@
+"""Test support: a private redis-server for the test run, and base classes that use it.
+
+The test run never touches a Redis it did not start: ``RedisTestRunner`` starts redis-server on
+a free loopback port, points every cache alias at it and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.test import TestCase
+from django.test.runner import DiscoverRunner
+from django.test.utils import override_settings
+from rest_framework.test import APIClient
+
+from techbirdsfly.cache import layer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process of our own on loopback, which tests may stop, kill and restart."""
+
+    def __init__(self, port: int | None = None, *, args: list[str] | None = None, conf: Path | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not on PATH; the tests need it (Debian: apt-get install redis-server)")
+        self.binary = binary
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="tbf-redis-"))
+        self.conf = conf
+        self.args = args or []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
+
+    def start(self) -> RedisServer:
+        command = [self.binary]
+        if self.conf:
+            command.append(str(self.conf))
+        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+        if not self.conf:
+            command += ["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"]
+        command += self.args
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0, **client_kwargs: Any) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.client(**client_kwargs).ping():
+                    return
+            except redis.exceptions.AuthenticationError:
+                return
+            except redis.exceptions.RedisError:
+                if self.process and self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {self.process.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
+
+    def stop(self, *, save: bool = False) -> None:
+        """Shut down; with ``save`` the dataset is written to dump.rdb first."""
+        if not self.process or self.process.poll() is not None:
+            return
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            self.client().shutdown(save=save, nosave=not save)
+        self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        if self.process:
+            os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process:
+            os.killpg(self.process.pid, signal.SIGCONT)
+
+    def restart(self, *, from_dump: bool = False) -> RedisServer:
+        self.stop(save=from_dump)
+        if not from_dump:
+            (self.dir / "dump.rdb").unlink(missing_ok=True)
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.resume()
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def caches_at(url: str) -> dict[str, dict[str, Any]]:
+    return {alias: {**config, "LOCATION": url} for alias, config in settings.CACHES.items()}
+
+
+class RedisTestRunner(DiscoverRunner):
+    """The Django test runner, with a private redis-server for the whole run."""
+
+    redis_server: RedisServer | None = None
+
+    def setup_test_environment(self, **kwargs: Any) -> None:
+        super().setup_test_environment(**kwargs)
+        server = RedisServer().start()
+        RedisTestRunner.redis_server = server
+        self._caches = override_settings(CACHES=caches_at(server.url))
+        self._caches.enable()
+        if self.verbosity >= 1:
+            print(f"Test Redis: redis-server {server.port} on 127.0.0.1 (private to this run)")
+
+    def teardown_test_environment(self, **kwargs: Any) -> None:
+        self._caches.disable()
+        if RedisTestRunner.redis_server:
+            RedisTestRunner.redis_server.cleanup()
+        super().teardown_test_environment(**kwargs)
+
+
+def test_redis() -> RedisServer:
+    server = RedisTestRunner.redis_server
+    if server is None:
+        raise RuntimeError("run the tests with manage.py test (RedisTestRunner)")
+    return server
+
+
+class CommitAPIClient(APIClient):
+    """An APIClient whose requests commit: on_commit callbacks run, as they do in production."""
+
+    def __init__(self, testcase: TestCase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.testcase = testcase
+
+    def request(self, **kwargs: Any):  # type: ignore[override]
+        with self.testcase.captureOnCommitCallbacks(execute=True):
+            return super().request(**kwargs)
+
+    def bearer(self, token: str | None) -> CommitAPIClient:
+        if token:
+            self.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        else:
+            self.credentials()
+        return self
+
+
+class CacheTestCase(TestCase):
+    """A TestCase with an empty private Redis, closed breakers and a committing API client."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.redis = test_redis().client()
+        self.redis.flushall()  # our private test server only; application code never flushes
+        layer.reset_breakers()
+        self.api = CommitAPIClient(self)
+
+    def redis_keys(self) -> list[str]:
+        return sorted(key.decode() for key in self.redis.scan_iter(count=1000))
