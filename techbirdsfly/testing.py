@@ -12,8 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +132,10 @@ class RedisTestRunner(DiscoverRunner):
         super().setup_test_environment(**kwargs)
         server = RedisServer().start()
         RedisTestRunner.redis_server = server
-        self._caches = override_settings(CACHES=caches_at(server.url))
+        # Fast hashing for the many logins tests make; production keeps Django's default hashers.
+        self._caches = override_settings(
+            CACHES=caches_at(server.url), PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
+        )
         self._caches.enable()
         if self.verbosity >= 1:
             print(f"Test Redis: redis-server {server.port} on 127.0.0.1 (private to this run)")
@@ -179,3 +185,81 @@ class CacheTestCase(TestCase):
 
     def redis_keys(self) -> list[str]:
         return sorted(key.decode() for key in self.redis.scan_iter(count=1000))
+
+
+class GunicornServer:
+    """The app under gunicorn (infra/gunicorn.conf.py) on a free loopback port, for tests and benchmarks."""
+
+    def __init__(self, *, env: dict[str, str], workers: int = 2, threads: int = 4, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {
+            **os.environ,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            "GUNICORN_ACCESS_LOG": "",
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="tbf-metrics-"),
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path(tempfile.mkstemp(prefix="tbf-gunicorn-", suffix=".log")[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> GunicornServer:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        config = Path(settings.BASE_DIR) / "infra" / "gunicorn.conf.py"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(gunicorn), "-c", str(config), "techbirdsfly.wsgi:application"],
+                cwd=settings.BASE_DIR,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2):  # noqa: S310 (loopback)
+                    return self
+            except urllib.error.HTTPError:
+                return self  # it answers; health may be degraded on purpose
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        shutil.rmtree(self.env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """Environment for a server process that shares this test run's database and private Redis."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        database_url = f"sqlite:///{db['NAME']}"
+    else:
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        database_url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": test_redis().url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "test-only-secret-key-for-server-processes-0123456789",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **extra,
+    }
