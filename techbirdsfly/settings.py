@@ -105,6 +105,8 @@ REDIS_SOCKET_CONNECT_TIMEOUT = env_float("REDIS_SOCKET_CONNECT_TIMEOUT", 0.2)
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64)
 # After a Redis failure, skip Redis for this many seconds before one request probes it again.
 CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 2.0)
+# On a miss, how long a request waits for another request that is computing the same entry.
+CACHE_FILL_WAIT = env_float("CACHE_FILL_WAIT", 5.0)
 
 
 def redis_cache(prefix: str, location: str = REDIS_URL) -> dict:

@@ -19,9 +19,13 @@ a Redis restarted from an old dump, or a promoted replica, cannot resurrect revo
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import random
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
@@ -29,13 +33,13 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import DatabaseError, transaction
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import LockError, ReadOnlyError, RedisError, ResponseError
 
 from .breaker import CircuitBreaker
 from .connection import ConnectEpoch
 from .policy import APPS, GENERATION_TTL, KINDS, Kind
-from .serializers import ValueTooLarge
-from .stats import ERRORS, HITS, MISSES
+from .serializers import CorruptValue, ValueTooLarge
+from .stats import COMPUTES, ERRORS, HITS, MISSES
 
 logger = logging.getLogger("techbirdsfly.cache")
 
@@ -57,6 +61,11 @@ _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
 _sync_lock = threading.Lock()
 _UNAVAILABLE = (RedisError, ConnectionInterrupted, OSError)
+
+# A fill lock outlives any sane compute; if its holder dies, the entry is free again after this.
+FILL_LOCK_TTL = 10.0
+# XFetch's beta: above 1 refreshes earlier, below 1 later.
+EARLY_REFRESH_BETA = 1.0
 
 
 def kind_of(kind: str) -> Kind:
@@ -103,7 +112,7 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise CacheUnavailable("circuit open")
     try:
         result = fn(*args, **kwargs)
-    except ValueTooLarge:
+    except (ValueTooLarge, CorruptValue):
         breaker.success()
         raise
     except ResponseError as exc:
@@ -195,58 +204,150 @@ def get_or_compute[T](
     for one value, never lengthen it (0 or less: not cached). ``scope`` ties the entry to a
     generation that ``invalidate`` bumps. ``compute`` must return JSON-ready data
     (dicts, lists, str, int, float, bool, None).
+
+    On a miss only one caller (across all processes) computes; the others wait for its result
+    (single flight). Shortly before an entry expires, one caller refreshes it while the others are
+    still served the cached value (probabilistic early expiration), so a hot key has no cliff.
     """
     policy = kind_of(kind)
-    app = policy.app
-    cache = cache_for(app)
-    gen_key = generation_key(scope) if scope else None
-    generation: str | None = None
+    slot = _Slot(policy, key, generation_key(scope) if scope else None)
     try:
+        entry = slot.read()
+    except CacheUnavailable:
+        return Cached(compute(), False)
+
+    if entry is not None:
+        if not _refresh_early(entry):
+            HITS.labels(policy.app).inc()
+            return Cached(entry["v"], True)
+        lock = slot.try_lock()
+        if lock is None:  # another caller is refreshing it: keep serving this one
+            HITS.labels(policy.app).inc()
+            return Cached(entry["v"], True)
+    else:
+        MISSES.labels(policy.app).inc()
+        lock = slot.try_lock()
+        if lock is None:
+            entry = slot.wait_for_peer()
+            if entry is not None:
+                return Cached(entry["v"], True)
+    try:
+        return Cached(slot.compute_and_store(compute, ttl_of), False)
+    finally:
+        if lock is not None:
+            slot.unlock(lock)
+
+
+def _refresh_early(entry: dict[str, Any]) -> bool:
+    """XFetch (Vattani et al., VLDB 2015): refresh with a probability that rises as expiry nears,
+    scaled by how long the value took to compute, so one caller recomputes before all would."""
+    delta = entry.get("d") or 0.0
+    expires = entry.get("x") or 0.0
+    return delta > 0 and time.time() - delta * EARLY_REFRESH_BETA * math.log(1.0 - random.random()) >= expires
+
+
+_NO_LOCK = object()
+
+
+class _Slot:
+    """One cache entry of one app: its key, its generation key, and the ways to fill it."""
+
+    def __init__(self, policy: Kind, key: str, gen_key: str | None) -> None:
+        self.policy = policy
+        self.app = policy.app
+        self.cache = cache_for(policy.app)
+        self.key = key
+        self.gen_key = gen_key
+        self.generation: str | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        """The current entry, or None on a miss; raises CacheUnavailable."""
         start = ConnectEpoch.connects
-        if gen_key:
-            found = call(app, cache.get_many, [key, gen_key])
-            entry, generation = found.get(key), found.get(gen_key)
-            hit = isinstance(entry, dict) and generation is not None and entry.get("g") == generation
-            value = entry["v"] if hit else None
-        else:
-            value = call(app, cache.get, key, _MISSING)
-            hit = value is not _MISSING
-        if _distrust_read(start):
-            hit, generation = False, None
-    except CacheUnavailable:
-        return Cached(compute(), False)
-    if hit:
-        HITS.labels(app).inc()
-        return Cached(value, True)  # type: ignore[arg-type]
-
-    MISSES.labels(app).inc()
-    try:
-        if gen_key and generation is None:
-            generation = _ensure_generation(app, cache, gen_key)
-    except CacheUnavailable:
-        return Cached(compute(), False)
-    result = compute()
-    timeout = policy.ttl if ttl_of is None else min(ttl_of(result), policy.ttl)
-    if timeout > 0:
-        stored = {"g": generation, "v": result} if gen_key else result
         try:
-            call(app, cache.set, key, stored, timeout=timeout)
-        except ValueTooLarge as exc:
-            logger.warning("not caching %s (%s): %s", key, kind, exc)
+            if self.gen_key:
+                found = call(self.app, self.cache.get_many, [self.key, self.gen_key])
+                entry, self.generation = found.get(self.key), found.get(self.gen_key)
+            else:
+                entry = call(self.app, self.cache.get, self.key)
+        except CorruptValue as exc:
+            logger.warning("ignoring an unreadable cache entry %s: %s", self.key, exc)
+            entry, self.generation = None, None
+        if _distrust_read(start):
+            self.generation = None
+            return None
+        if not isinstance(entry, dict) or "v" not in entry or entry.get("g") != self.generation:
+            return None
+        return entry
+
+    def try_lock(self) -> Any | None:
+        """Take this entry's fill lock, or None when another caller holds it.
+
+        The lock expires by itself, so a holder that dies cannot block the entry for long.
+        When Redis is unavailable there is nothing to coordinate and every caller computes.
+        """
+        lock = self.cache.lock(f"{self.key}:lock", timeout=FILL_LOCK_TTL, blocking=False)
+        try:
+            return lock if call(self.app, lock.acquire, blocking=False) else None
         except CacheUnavailable:
-            pass
-    return Cached(result, False)
+            return _NO_LOCK
 
+    def unlock(self, lock: Any) -> None:
+        if lock is _NO_LOCK:
+            return
+        with contextlib.suppress(CacheUnavailable, LockError):
+            call(self.app, lock.release)
 
-_MISSING = object()
+    def wait_for_peer(self) -> dict[str, Any] | None:
+        """Poll for the entry another caller is computing; None when it does not come in time."""
+        deadline = time.monotonic() + settings.CACHE_FILL_WAIT
+        pause = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            try:
+                entry = self.read()
+            except CacheUnavailable:
+                return None
+            if entry is not None:
+                HITS.labels(self.app).inc()
+                return entry
+        return None
+
+    def compute_and_store(self, compute: Callable[[], T], ttl_of: Callable[[T], int] | None) -> T:
+        try:
+            if self.gen_key and self.generation is None:
+                self.generation = _ensure_generation(self.app, self.cache, self.gen_key)
+        except CacheUnavailable:
+            return compute()
+        began = time.monotonic()
+        result = compute()
+        COMPUTES.labels(self.app).inc()
+        delta = time.monotonic() - began
+        timeout = self.policy.ttl if ttl_of is None else min(ttl_of(result), self.policy.ttl)
+        if timeout > 0:
+            entry = {"v": result, "g": self.generation, "x": time.time() + timeout, "d": round(delta, 6)}
+            try:
+                call(self.app, self.cache.set, self.key, entry, timeout=timeout)
+            except ValueTooLarge as exc:
+                logger.warning("not caching %s (%s.%s): %s", self.key, self.app, self.policy.name, exc)
+            except CacheUnavailable:
+                pass
+        return result
 
 
 def _ensure_generation(app: str, cache: Any, gen_key: str) -> str:
     candidate = secrets.token_hex(8)
-    if call(app, cache.set, gen_key, candidate, timeout=GENERATION_TTL, nx=True):
-        return candidate
-    current = call(app, cache.get, gen_key)
-    return current if current is not None else candidate
+    try:
+        if call(app, cache.set, gen_key, candidate, timeout=GENERATION_TTL, nx=True):
+            return candidate
+        current = call(app, cache.get, gen_key)
+    except CorruptValue:
+        current = None
+    if isinstance(current, str):
+        return current
+    # Expired or unreadable since the SET NX: write ours.
+    call(app, cache.set, gen_key, candidate, timeout=GENERATION_TTL)
+    return candidate
 
 
 def invalidate(app: str, *scopes: str) -> None:

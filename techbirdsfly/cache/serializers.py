@@ -23,6 +23,10 @@ class ValueTooLarge(ValueError):
         self.size = size
 
 
+class CorruptValue(ValueError):
+    """What Redis returned is not a value this serializer wrote; treated as a miss."""
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -37,4 +41,7 @@ class SafeJSONSerializer(BaseSerializer):
         return data
 
     def loads(self, value: bytes) -> Any:
-        return orjson.loads(value)
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptValue(str(exc)) from None

@@ -16,12 +16,14 @@ from .policy import APPS
 
 HITS = Counter("techbirdsfly_cache_hits", "Cache reads answered from Redis", ["app"])
 MISSES = Counter("techbirdsfly_cache_misses", "Cache reads that went to the database", ["app"])
+COMPUTES = Counter("techbirdsfly_cache_computes", "Values computed from the database to fill the cache", ["app"])
 ERRORS = Counter("techbirdsfly_cache_errors", "Cache operations that failed or were skipped (Redis down)", ["app"])
 
 _SAMPLES = {
     "techbirdsfly_cache_hits_total": "hits",
     "techbirdsfly_cache_misses_total": "misses",
     "techbirdsfly_cache_errors_total": "errors",
+    "techbirdsfly_cache_computes_total": "computes",
 }
 
 
@@ -35,7 +37,7 @@ def registry() -> CollectorRegistry:
 
 
 def cache_counts() -> dict[str, dict[str, int]]:
-    counts = {app: {"hits": 0, "misses": 0, "errors": 0} for app in APPS}
+    counts = {app: {"hits": 0, "misses": 0, "errors": 0, "computes": 0} for app in APPS}
     for metric in registry().collect():
         for sample in metric.samples:
             field = _SAMPLES.get(sample.name)
