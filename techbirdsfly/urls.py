@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from admin_app import views as admin_views
+
 from .converters import IdConverter
 from .views import HealthView
 
@@ -16,6 +18,8 @@ urlpatterns = [
     path("api/admin/", include("admin_app.urls")),
     path("api/images", include("image_app.urls")),
     path("api/users/", include("user_app.urls")),
+    path("metrics", admin_views.metrics, name="metrics"),
+    path("dashboard/", include("admin_app.dashboard_urls")),
     path("admin/", admin.site.urls),
 ]
 

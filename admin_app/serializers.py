@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+# SCAN cursors are unsigned 64-bit integers.
+MAX_CURSOR = 2**64 - 1
+
+
+class KeysQuerySerializer(serializers.Serializer):
+    match = serializers.CharField(required=False, default="*", max_length=200, trim_whitespace=False)
+    count = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
+    cursor = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_CURSOR)
+
+
+class KeySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    ttl = serializers.IntegerField()
+
+
+class KeysPageSerializer(serializers.Serializer):
+    app = serializers.CharField()
+    keys = KeySerializer(many=True)
+    cursor = serializers.CharField(help_text='Pass it back as ?cursor= for the next page; "0" on the last page.')
+
+
+class ClearedSerializer(serializers.Serializer):
+    app = serializers.CharField()
+    deleted = serializers.IntegerField()
+
+
+class AppStatsSerializer(serializers.Serializer):
+    hits = serializers.IntegerField()
+    misses = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    hitRatio = serializers.FloatField()
+    keys = serializers.IntegerField(allow_null=True, help_text="null when Redis is down")
+    memoryBytes = serializers.IntegerField(allow_null=True, help_text="estimated from a sample of keys")
+
+
+class RedisStatsSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["up", "down"])
+    version = serializers.CharField(allow_null=True)
+    usedMemory = serializers.IntegerField(allow_null=True)
+    maxmemory = serializers.IntegerField(allow_null=True)
+    maxmemoryPolicy = serializers.CharField(allow_null=True)
+
+
+class CacheStatsSerializer(serializers.Serializer):
+    apps = serializers.DictField(child=AppStatsSerializer())
+    redis = RedisStatsSerializer()

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from techbirdsfly.cache import APPS
+from techbirdsfly.cache.layer import CacheUnavailable
+from techbirdsfly.cache.stats import registry
+from techbirdsfly.exceptions import json_error
+
+from . import selectors, serializers, services
+from .exceptions import CacheOffline
+
+ERRORS = {401: OpenApiResponse(description="no or invalid token"), 403: OpenApiResponse(description="not staff")}
+DASHBOARD_REFRESH_SECONDS = 5
+
+APP_PARAMETER = OpenApiParameter("app", str, OpenApiParameter.PATH, enum=list(APPS))
+APP_ERRORS = {**ERRORS, 404: OpenApiResponse(description="unknown app"), 503: OpenApiResponse(description="Redis down")}
+
+
+def known_app(app: str) -> str:
+    if app not in APPS:
+        raise NotFound(f"Unknown cache app {app!r}; the apps are {', '.join(APPS)}.")
+    return app
+
+
+class StaffAPIView(APIView):
+    # IsAdminUser answers 401 to a request without a valid token and 403 to a non-staff user.
+    permission_classes = [IsAdminUser]
+
+
+class CacheStatsView(StaffAPIView):
+    @extend_schema(responses={200: serializers.CacheStatsSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(selectors.cache_stats())
+
+
+class CacheKeysView(StaffAPIView):
+    @extend_schema(
+        parameters=[APP_PARAMETER, serializers.KeysQuerySerializer],
+        responses={200: serializers.KeysPageSerializer, 400: OpenApiResponse(), **APP_ERRORS},
+    )
+    def get(self, request: Request, app: str) -> Response:
+        known_app(app)
+        query = serializers.KeysQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            return Response(selectors.cache_keys_page(app=app, **query.validated_data))
+        except CacheUnavailable:
+            raise CacheOffline() from None
+
+
+class CacheClearView(StaffAPIView):
+    @extend_schema(
+        parameters=[APP_PARAMETER], request=None, responses={200: serializers.ClearedSerializer, **APP_ERRORS}
+    )
+    def delete(self, request: Request, app: str) -> Response:
+        known_app(app)
+        try:
+            deleted = services.cache_app_clear(app=app, actor=request.user.email)
+        except CacheUnavailable:
+            raise CacheOffline() from None
+        return Response({"app": app, "deleted": deleted})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, summed over every worker process (see techbirdsfly/cache/stats.py)."""
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+@never_cache
+@staff_member_required
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "admin_app/dashboard.html", {"refresh_seconds": DASHBOARD_REFRESH_SECONDS})
+
+
+@never_cache
+@require_GET
+def dashboard_data(request: HttpRequest) -> JsonResponse:
+    # The page's own JSON, for the logged-in session (the API under /api/admin/ takes Bearer tokens).
+    if not request.user.is_authenticated:
+        return json_error(401, "Log in at /admin/login/ to see the dashboard.")
+    if not request.user.is_staff:
+        return json_error(403, "You do not have permission to perform this action.")
+    return JsonResponse(selectors.dashboard_snapshot())
