@@ -1,0 +1,297 @@
+"""The shared cache layer against the private test redis-server."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+from django.conf import settings
+from django.db import connections
+from django.test import override_settings
+
+from techbirdsfly.cache import APPS, KINDS, cache_counts, clear_app, get_or_compute, invalidate, layer, scan_keys
+from techbirdsfly.cache.policy import MAX_VALUE_BYTES
+from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.testing import CacheTestCase, test_redis
+
+UNPICKLED = []
+
+
+def _mark_unpickled():
+    UNPICKLED.append(True)
+    return "pwned"
+
+
+class Exploit:
+    def __reduce__(self):
+        return (_mark_unpickled, ())
+
+
+def run_threads(target, n):
+    """Run ``target`` in ``n`` threads at once; each closes its database connection, as requests do."""
+
+    def run():
+        try:
+            target()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+class Counter:
+    """A compute function that counts its calls."""
+
+    def __init__(self, value=None, sleep=0.0):
+        self.calls = 0
+        self.value = value
+        self.sleep = sleep
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+        if self.sleep:
+            time.sleep(self.sleep)
+        return self.value if self.value is not None else {"n": n}
+
+
+class PolicyTests(CacheTestCase):
+    def test_ttl_table_matches_the_brief(self):
+        expected = {
+            "auth.token": 3600,
+            "auth.profile": 300,
+            "billing.summary": 900,
+            "billing.usage": 300,
+            "billing.invoices": 1800,
+            "admin.dashboard": 300,
+            "image.metadata": 3600,
+            "user.preferences": 600,
+        }
+        for kind, ttl in expected.items():
+            self.assertEqual(KINDS[kind].ttl, ttl, kind)
+        self.assertTrue(all(k.ttl > 0 for k in KINDS.values()))
+
+    def test_one_alias_per_app_with_its_prefix(self):
+        self.assertEqual(
+            APPS,
+            {
+                "auth": "AuthService",
+                "billing": "BillingService",
+                "admin": "AdminService",
+                "image": "ImageService",
+                "user": "UserService",
+            },
+        )
+        for app, prefix in APPS.items():
+            config = settings.CACHES[app]
+            self.assertEqual(config["BACKEND"], "django_redis.cache.RedisCache")
+            self.assertEqual(config["KEY_PREFIX"], prefix)
+            self.assertEqual(config["OPTIONS"]["SERIALIZER"], "techbirdsfly.cache.serializers.SafeJSONSerializer")
+        self.assertIn("default", settings.CACHES)
+
+    def test_unknown_kind_is_refused(self):
+        with self.assertRaises(ValueError):
+            get_or_compute("billing.forever", "k", lambda: 1)
+
+
+class CacheAsideTests(CacheTestCase):
+    def test_miss_then_hit_with_prefixed_key_and_policy_ttl(self):
+        compute = Counter({"total": "12.50"})
+        first = get_or_compute("billing.summary", "billing:summary:7", compute)
+        second = get_or_compute("billing.summary", "billing:summary:7", compute)
+        self.assertEqual(first, ({"total": "12.50"}, False))
+        self.assertEqual(second, ({"total": "12.50"}, True))
+        self.assertEqual(compute.calls, 1)
+        self.assertEqual(self.redis_keys(), ["BillingService_billing:summary:7"])
+        ttl = self.redis.ttl("BillingService_billing:summary:7")
+        self.assertTrue(0 < ttl <= 900, ttl)
+
+    def test_a_cached_none_is_a_hit_not_a_miss(self):
+        calls = []
+
+        def none():
+            calls.append(1)
+
+        self.assertEqual(get_or_compute("image.metadata", "image:metadata:1", none), (None, False))
+        self.assertEqual(get_or_compute("image.metadata", "image:metadata:1", none), (None, True))
+        self.assertEqual(len(calls), 1)
+
+    def test_ttl_of_shortens_but_never_lengthens(self):
+        get_or_compute("auth.profile", "auth:profile:1", lambda: 1, ttl_of=lambda v: 10**6)
+        self.assertLessEqual(self.redis.ttl("AuthService_auth:profile:1"), 300)
+        get_or_compute("auth.profile", "auth:profile:2", lambda: 1, ttl_of=lambda v: 5)
+        self.assertLessEqual(self.redis.ttl("AuthService_auth:profile:2"), 5)
+        get_or_compute("auth.profile", "auth:profile:3", lambda: 1, ttl_of=lambda v: 0)
+        self.assertEqual(self.redis.exists("AuthService_auth:profile:3"), 0)
+
+    def test_invalidating_a_scope_makes_its_entries_stale(self):
+        compute = Counter()
+        for key in ("billing:summary:1", "billing:invoices:1"):
+            kind = "billing.summary" if "summary" in key else "billing.invoices"
+            get_or_compute(kind, key, compute, scope="billing:account:1")
+        other = get_or_compute("billing.summary", "billing:summary:2", compute, scope="billing:account:2")
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", "billing:account:1")
+        again = get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
+        self.assertFalse(again.from_cache)
+        self.assertEqual(again.value, {"n": 4})
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:2", compute, scope="billing:account:2"),
+            (other.value, True),
+        )
+
+    def test_a_read_racing_a_write_cannot_cache_pre_write_data(self):
+        state = {"balance": "1.00"}
+
+        def racing_read():
+            seen = dict(state)  # the read sees the database before the write...
+            state["balance"] = "2.00"  # ...the write commits and invalidates...
+            with self.captureOnCommitCallbacks(execute=True):
+                invalidate("billing", "billing:account:9")
+            return seen  # ...and the read then stores what it saw
+
+        stale = get_or_compute("billing.summary", "billing:summary:9", racing_read, scope="billing:account:9")
+        self.assertEqual(stale, ({"balance": "1.00"}, False))
+        fresh = get_or_compute("billing.summary", "billing:summary:9", lambda: dict(state), scope="billing:account:9")
+        self.assertEqual(fresh, ({"balance": "2.00"}, False))
+
+    def test_values_over_one_megabyte_are_served_but_not_cached(self):
+        big = "x" * (MAX_VALUE_BYTES + 1)
+        with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
+            result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: big)
+        self.assertEqual(result, (big, False))
+        self.assertEqual(self.redis_keys(), [])
+        self.assertIn("not caching admin:dashboard", logs.output[0])
+
+    def test_a_pickle_in_redis_is_never_unpickled(self):
+        self.redis.set("AdminService_admin:dashboard", pickle.dumps(Exploit()), ex=60)
+        with self.assertLogs("techbirdsfly.cache", "WARNING"):
+            result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"safe": True})
+        self.assertEqual(result, ({"safe": True}, False))
+        self.assertEqual(UNPICKLED, [])
+        self.assertEqual(get_or_compute("admin.dashboard", "admin:dashboard", lambda: None), ({"safe": True}, True))
+
+    def test_hits_misses_and_computes_are_counted_per_app(self):
+        before = cache_counts()
+        get_or_compute("user.preferences", "user:preferences:1", dict, scope="user:user:1")
+        get_or_compute("user.preferences", "user:preferences:1", dict, scope="user:user:1")
+        get_or_compute("user.preferences", "user:preferences:1", dict, scope="user:user:1")
+        after = cache_counts()
+        self.assertEqual(after["user"]["misses"] - before["user"]["misses"], 1)
+        self.assertEqual(after["user"]["hits"] - before["user"]["hits"], 2)
+        self.assertEqual(after["user"]["computes"] - before["user"]["computes"], 1)
+        self.assertEqual(after["billing"], before["billing"])
+
+
+class StampedeTests(CacheTestCase):
+    def test_concurrent_misses_compute_once(self):
+        compute = Counter({"heavy": True}, sleep=0.3)
+        results = []
+
+        def read():
+            results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
+
+        run_threads(read, 64)
+        self.assertEqual(compute.calls, 1)
+        self.assertEqual(len(results), 64)
+        self.assertTrue(all(r.value == {"heavy": True} for r in results))
+        self.assertEqual(sum(not r.from_cache for r in results), 1)
+
+    @override_settings(CACHE_FILL_WAIT=0.3)
+    def test_a_dead_lock_holder_delays_but_never_blocks(self):
+        # A holder that died leaves its lock; it expires by itself and waiters give up in time.
+        self.redis.set("AdminService_admin:dashboard:lock", "dead-holder", px=int(layer.FILL_LOCK_TTL * 1000))
+        self.assertGreater(self.redis.pttl("AdminService_admin:dashboard:lock"), 0)
+        began = time.monotonic()
+        result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
+        self.assertEqual(result, ({"ok": 1}, False))
+        self.assertLess(time.monotonic() - began, 1.0)
+
+    def test_hot_keys_are_refreshed_early_by_one_caller(self):
+        key = "AdminService_admin:dashboard"
+        get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"v": "old"})
+        # Make the entry look about to expire and slow to compute: XFetch refreshes it early.
+        self.redis.set(key, b'{"v":{"v":"old"},"g":null,"x":%f,"d":30.0}' % (time.time() + 0.5), ex=60)
+        compute = Counter({"v": "new"}, sleep=0.3)
+        results = []
+
+        def read():
+            results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
+
+        run_threads(read, 16)
+        self.assertEqual(compute.calls, 1)
+        refreshed = [r for r in results if not r.from_cache]
+        self.assertEqual(refreshed, [({"v": "new"}, False)])
+        self.assertTrue(all(r.value == {"v": "old"} for r in results if r.from_cache))
+        self.assertEqual(get_or_compute("admin.dashboard", "admin:dashboard", compute).value, {"v": "new"})
+
+
+class NamespaceTests(CacheTestCase):
+    def fill_every_app(self):
+        for kind in KINDS.values():
+            if kind.name != "login_failures":
+                get_or_compute(
+                    f"{kind.app}.{kind.name}", f"{kind.app}:{kind.name}:1", lambda: 1, scope=f"{kind.app}:s:1"
+                )
+
+    def test_every_key_has_its_app_prefix_and_a_ttl(self):
+        self.fill_every_app()
+        keys = self.redis_keys()
+        self.assertEqual({k.split("_", 1)[0] for k in keys}, set(APPS.values()))
+        for key in keys:
+            self.assertGreater(self.redis.ttl(key), 0, key)
+
+    def test_clearing_one_app_leaves_the_others(self):
+        self.fill_every_app()
+        before = self.redis_keys()
+        deleted = clear_app("billing")
+        after = self.redis_keys()
+        self.assertEqual(deleted, len([k for k in before if k.startswith("BillingService_")]))
+        self.assertGreater(deleted, 0)
+        self.assertEqual(after, [k for k in before if not k.startswith("BillingService_")])
+
+    def test_scan_lists_one_app_with_ttls(self):
+        self.fill_every_app()
+        cursor, keys, seen = 0, [], 0
+        while True:
+            cursor, page = scan_keys("image", match="image:*", count=2, cursor=cursor)
+            keys += page
+            seen += 1
+            if cursor == 0:
+                break
+        self.assertTrue(keys)
+        self.assertTrue(all(k.startswith("ImageService_image:") and 0 < ttl <= 7200 for k, ttl in keys))
+
+
+class PendingInvalidationTests(CacheTestCase):
+    def tearDown(self):
+        server = test_redis()
+        if server.process.poll() is not None:
+            server.start()
+        super().tearDown()
+
+    def test_an_invalidation_made_while_redis_is_down_wins_over_an_old_dump(self):
+        scope = "billing:account:5"
+        get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "old"}, scope=scope)
+        server = test_redis()
+        server.stop(save=True)  # the dump holds the entry and its generation
+        with self.assertLogs("techbirdsfly.cache", "WARNING"), self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", scope)
+        self.assertEqual(list(PendingInvalidation.objects.values_list("app", "scope")), [("billing", scope)])
+        server.start()  # back with the old data
+        self.assertEqual(self.redis.exists("BillingService_billing:summary:5"), 1)
+        layer.reset_breakers()
+        result = get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "new"}, scope=scope)
+        self.assertEqual(result, ({"v": "new"}, False))
+        self.assertFalse(PendingInvalidation.objects.exists())
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "x"}, scope=scope),
+            ({"v": "new"}, True),
+        )

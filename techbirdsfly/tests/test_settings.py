@@ -1,0 +1,88 @@
+"""Settings from the environment, the deploy checklist, and what runs on a fresh machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+from django.conf import settings
+from django.core.management import call_command
+from django.test import SimpleTestCase, TestCase
+from redis.connection import SSLConnection
+
+from auth_app.models import User
+from techbirdsfly.cache.connection import ConnectionFactory
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class EnvironmentTests(SimpleTestCase):
+    def test_refuses_to_start_without_a_secret_key_when_debug_is_off(self):
+        result = manage("check", DJANGO_DEBUG="0")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip(), "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+
+    def test_deploy_check_leaves_only_what_the_tls_proxy_does(self):
+        result = manage("check", "--deploy", DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k" * 20 + "-Aa1!" * 10)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        warnings = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("?: (")]
+        # W008: TLS ends at the proxy in front, which redirects http to https (README, "Deployment").
+        self.assertEqual(warnings, ["(security.W008)"], result.stderr)
+
+    def test_bad_boolean_names_the_variable(self):
+        result = manage("check", DJANGO_DEBUG="maybe")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("DJANGO_DEBUG must be a boolean", result.stderr)
+
+    def test_redis_password_and_tls_urls_are_honoured(self):
+        factory = ConnectionFactory({"SOCKET_TIMEOUT": 0.2, "SOCKET_CONNECT_TIMEOUT": 0.2})
+        params = factory.make_connection_params("rediss://app:s3cret@cache.internal:6380/2")
+        pool = factory.get_connection_pool(params)
+        self.assertIs(pool.connection_class, SSLConnection)
+        self.assertEqual(pool.connection_kwargs["username"], "app")
+        self.assertEqual(pool.connection_kwargs["password"], "s3cret")
+        self.assertEqual(pool.connection_kwargs["port"], 6380)
+        self.assertEqual(pool.connection_kwargs["db"], 2)
+        self.assertEqual(pool.connection_kwargs["socket_timeout"], 0.2)
+        self.assertEqual(pool.connection_kwargs["retry"].get_retries(), 0)
+
+    def test_aliases_with_different_options_do_not_share_a_pool(self):
+        # django-redis #685: pools were cached by URL alone.
+        url = "redis://127.0.0.1:1/0"
+        fast = ConnectionFactory({"SOCKET_TIMEOUT": 0.1})
+        slow = ConnectionFactory({"SOCKET_TIMEOUT": 3.0})
+        fast_pool = fast.get_or_create_connection_pool(fast.make_connection_params(url))
+        slow_pool = slow.get_or_create_connection_pool(slow.make_connection_params(url))
+        self.assertIsNot(fast_pool, slow_pool)
+        self.assertEqual(fast_pool.connection_kwargs["socket_timeout"], 0.1)
+        self.assertEqual(slow_pool.connection_kwargs["socket_timeout"], 3.0)
+
+    def test_every_alias_bounds_its_socket_waits(self):
+        for alias, config in settings.CACHES.items():
+            self.assertLessEqual(config["OPTIONS"]["SOCKET_TIMEOUT"], 0.25, alias)
+            self.assertLessEqual(config["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"], 0.25, alias)
+
+
+class CreateSuperuserTests(TestCase):
+    def test_createsuperuser_noinput_from_the_environment(self):
+        env = {"DJANGO_SUPERUSER_EMAIL": "root@example.com", "DJANGO_SUPERUSER_PASSWORD": "a long enough password"}
+        with mock.patch.dict(os.environ, env):
+            call_command("createsuperuser", "--noinput", verbosity=0)
+        user = User.objects.get(email="root@example.com")
+        self.assertTrue(user.is_staff and user.is_superuser)
+        self.assertTrue(user.check_password("a long enough password"))
