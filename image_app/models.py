@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ImageQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # QuerySet.update sends no signals; cached metadata must still go stale.
+        from .cache import invalidate_images
+
+        ids = list(self.values_list("pk", flat=True))
+        updated = super().update(**kwargs)
+        invalidate_images(ids)
+        return updated
+
+
+class Image(models.Model):
+    """A generation request and, once the generator has run, its result.
+
+    The generator claims a job by taking a lease (``lease_owner`` until ``lease_expires_at``); a
+    job whose lease has run out while ``running`` is claimed again, so a dead worker cannot
+    leave it stuck.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
+    prompt = models.TextField(max_length=2000)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    style = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
+    # Where the result can be fetched; for our own renders, the /api/images/{id}/result endpoint.
+    result_url = models.CharField(max_length=2000, blank=True)
+    # The name of our rendered PNG in Django's default storage (empty for results made elsewhere).
+    result_file = models.CharField(max_length=255, blank=True)
+    bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the result, hex")
+    failure_reason = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # The generator's lease on a running job; `attempts` counts claims, so a job that keeps
+    # killing its workers is failed rather than retried forever.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The generator's queue: only the few unfinished jobs, oldest first.
+            models.Index(
+                fields=["created_at", "id"],
+                name="image_queue_idx",
+                condition=Q(status__in=["queued", "running"]),
+            ),
+            models.Index(fields=["owner", "created_at"], name="image_owner_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.pk} ({self.status})"
