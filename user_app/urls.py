@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("<id:user_id>/preferences", views.PreferencesView.as_view(), name="user-preferences"),
+]
