@@ -1,0 +1,67 @@
+"""The billing app's cache keys and invalidation (alias ``billing``, prefix ``BillingService``).
+
+An account's three cached reads (summary, this month's usage, invoice list) share one scope,
+``billing:account:{id}``: any write that touches the account, its usage or its invoices makes all
+three stale. Writes made with ``save``/``delete`` reach us through the signals below; the bulk
+paths that send no signal invalidate through the querysets in models.py.
+
+Price changes invalidate nothing: a usage record keeps the amount computed at the price in force
+when it was recorded, and no cached read shows a price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from techbirdsfly.cache import invalidate
+
+from .models import Account, Invoice, UsageRecord
+
+APP = "billing"
+SUMMARY = "billing.summary"
+USAGE = "billing.usage"
+INVOICES = "billing.invoices"
+
+
+def summary_key(account_id: int) -> str:
+    return f"billing:summary:{account_id}"
+
+
+def usage_key(account_id: int, month: str) -> str:
+    # The month is part of the key so that a new month never serves last month's figures.
+    return f"billing:usage:{account_id}:{month}"
+
+
+def invoices_key(account_id: int) -> str:
+    return f"billing:invoices:{account_id}"
+
+
+def account_scope(account_id: int) -> str:
+    return f"billing:account:{account_id}"
+
+
+def invalidate_accounts(account_ids: Iterable[int]) -> None:
+    """Make every cached read of these accounts stale once the current transaction commits."""
+    invalidate(APP, *(account_scope(i) for i in sorted({i for i in account_ids if i is not None})))
+
+
+@receiver(post_save, sender=Account)
+def _account_saved(sender, instance: Account, created: bool, **kwargs) -> None:
+    # A new account has nothing cached: ids are never reused.
+    if not created:
+        invalidate_accounts([instance.pk])
+
+
+@receiver(post_delete, sender=Account)
+@receiver(post_delete, sender=Invoice)
+@receiver(post_save, sender=Invoice)
+@receiver(post_save, sender=UsageRecord)
+def _row_changed(sender, instance: Invoice | UsageRecord | Account, **kwargs) -> None:
+    if sender is Account:
+        invalidate_accounts([instance.pk])
+    else:
+        # A row moved to another account (say in the admin) changes both accounts' figures.
+        invalidate_accounts([instance.account_id, getattr(instance, "loaded_account_id", None)])

@@ -1,0 +1,83 @@
+"""Writes of the billing app: accounts, recorded usage, issuing and paying invoices.
+
+Cache invalidation is not called here: every write below goes through ``save`` (the post_save
+receivers in cache.py) or through the invalidating querysets of models.py, and both invalidate
+the account's scope once the transaction commits.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Sum
+from django.http import Http404
+from django.utils import timezone
+from rest_framework.exceptions import APIException, ValidationError
+
+from .models import Account, Invoice, Price, UsageRecord
+from .money import to_cents
+from .selectors import Viewer, account_get
+
+
+class NothingToBill(APIException):
+    status_code = 409
+    default_detail = "This account has no unbilled usage."
+    default_code = "nothing_to_bill"
+
+
+class AlreadyPaid(APIException):
+    status_code = 409
+    default_detail = "This invoice is already paid."
+    default_code = "already_paid"
+
+
+def account_create(*, owner: Viewer, name: str, plan: str, currency: str) -> Account:
+    return Account.objects.create(owner_id=owner.pk, name=name, plan=plan, currency=currency)
+
+
+def usage_record_create(*, viewer: Viewer, account_id: int, metric: str, units: int) -> UsageRecord:
+    """Record usage on an account ``viewer`` may see; Http404 otherwise, 400 for a metric not on the price list."""
+    price = Price.objects.filter(pk=metric).first()
+    if price is None:
+        known = ", ".join(Price.objects.values_list("metric", flat=True))
+        raise ValidationError({"metric": [f"Unknown metric {metric!r}; expected one of: {known}."]})
+    account = account_get(account_id=account_id, viewer=viewer)
+    return UsageRecord.objects.create(
+        account_id=account.pk, metric_id=price.pk, units=units, amount=units * price.unit_price
+    )
+
+
+def invoice_issue(*, account_id: int) -> Invoice:
+    """Bill all of the account's unbilled usage on one new invoice; NothingToBill when there is none."""
+    with transaction.atomic():
+        # The row lock makes concurrent runs for one account take turns, so the second finds nothing
+        # left to bill instead of issuing an empty invoice. (The UPDATE below re-checks
+        # "invoice IS NULL" on rows a concurrent run changed, so no row could be billed twice anyway.)
+        account = Account.objects.select_for_update().filter(pk=account_id).first()
+        if account is None:
+            raise Http404("Account not found.")
+        unbilled = UsageRecord.objects.filter(account_id=account.pk, invoice__isnull=True)
+        if not unbilled.exists():
+            raise NothingToBill()
+        invoice = Invoice.objects.create(account=account, amount=0, issued_at=timezone.now())
+        unbilled.update(invoice=invoice)
+        # Summed over exactly the rows just billed: usage committed after exists() is either on this
+        # invoice and in its amount, or left for the next one; never billed without being charged.
+        total = UsageRecord.objects.filter(account_id=account.pk, invoice=invoice).aggregate(total=Sum("amount"))
+        invoice.amount = to_cents(total["total"])
+        invoice.number = Invoice.number_for(invoice.pk)
+        invoice.save(update_fields=["amount", "number"])
+    return invoice
+
+
+def invoice_pay(*, account_id: int, invoice_id: int) -> Invoice:
+    """Mark an open invoice of the account paid; Http404 for another account's, AlreadyPaid for a paid one."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().filter(pk=invoice_id, account_id=account_id).first()
+        if invoice is None:
+            raise Http404("Invoice not found.")
+        if invoice.status == Invoice.Status.PAID:
+            raise AlreadyPaid()
+        invoice.status = Invoice.Status.PAID
+        invoice.paid_at = timezone.now()
+        invoice.save(update_fields=["status", "paid_at"])
+    return invoice

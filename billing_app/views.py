@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from techbirdsfly.responses import cached_response
+
+from . import selectors, serializers, services
+
+NOT_FOUND = OpenApiResponse(description="No such account, or one the caller may not see.")
+STAFF_ONLY = OpenApiResponse(description="The caller is not staff.")
+CONFLICT = OpenApiResponse(description="Nothing to do: no unbilled usage, or the invoice is already paid.")
+BAD_REQUEST = OpenApiResponse(description="Invalid body; the answer names the field.")
+
+
+class AccountCreateView(APIView):
+    @extend_schema(
+        request=serializers.AccountCreateSerializer,
+        responses={201: serializers.AccountSerializer, 400: BAD_REQUEST},
+    )
+    def post(self, request: Request) -> Response:
+        body = serializers.AccountCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        account = services.account_create(owner=request.user, **body.validated_data)
+        return Response(serializers.account_data(account), status=status.HTTP_201_CREATED)
+
+
+class SummaryView(APIView):
+    @extend_schema(responses={200: serializers.CachedSummarySerializer, 404: NOT_FOUND})
+    def get(self, request: Request, account_id: int) -> Response:
+        return cached_response(selectors.account_summary(account_id=account_id, viewer=request.user))
+
+
+class UsageCreateView(APIView):
+    @extend_schema(
+        request=serializers.UsageCreateSerializer,
+        responses={201: serializers.UsageRecordSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def post(self, request: Request) -> Response:
+        body = serializers.UsageCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        record = services.usage_record_create(viewer=request.user, **body.validated_data)
+        return Response(serializers.usage_record_data(record), status=status.HTTP_201_CREATED)
+
+
+class UsageView(APIView):
+    @extend_schema(responses={200: serializers.CachedMonthUsageSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, account_id: int) -> Response:
+        return cached_response(selectors.account_usage(account_id=account_id, viewer=request.user))
+
+
+class InvoicesView(APIView):
+    def get_permissions(self):
+        # Issuing is staff-only and answers 403 before the account is looked up (API.md, order of checks).
+        return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(responses={200: serializers.CachedInvoicesSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, account_id: int) -> Response:
+        return cached_response(selectors.account_invoices(account_id=account_id, viewer=request.user))
+
+    @extend_schema(
+        request=None,
+        responses={201: serializers.InvoiceSerializer, 403: STAFF_ONLY, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request: Request, account_id: int) -> Response:
+        invoice = services.invoice_issue(account_id=account_id)
+        return Response(serializers.invoice_data(invoice), status=status.HTTP_201_CREATED)
+
+
+class InvoicePayView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        request=None,
+        responses={200: serializers.InvoiceSerializer, 403: STAFF_ONLY, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request: Request, account_id: int, invoice_id: int) -> Response:
+        invoice = services.invoice_pay(account_id=account_id, invoice_id=invoice_id)
+        return Response(serializers.invoice_data(invoice))
