@@ -16,10 +16,21 @@ from .authentication import bearer_token
 from .selectors import token_validate, user_profile
 
 
-class RegisterView(APIView):
+class PublicView(APIView):
+    """An endpoint without authentication whose failures still answer 401 with a Bearer challenge.
+
+    DRF turns AuthenticationFailed into 403 when a view has no authentication class to name a
+    challenge; API.md wants 401 for bad credentials and tokens.
+    """
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicView):
     @extend_schema(
         request=serializers.RegisterSerializer,
         responses={201: serializers.UserSerializer, 400: OpenApiResponse(), 409: OpenApiResponse()},
@@ -36,10 +47,7 @@ class RegisterView(APIView):
         return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class LoginView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class LoginView(PublicView):
     @extend_schema(
         request=serializers.LoginSerializer,
         responses={200: serializers.TokenPairSerializer, 401: OpenApiResponse(), 429: OpenApiResponse()},
@@ -51,10 +59,7 @@ class LoginView(APIView):
         return Response(serializers.TokenPairSerializer(pair).data)
 
 
-class ValidateTokenView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class ValidateTokenView(PublicView):
     @extend_schema(
         request=serializers.ValidateTokenSerializer,
         responses={200: serializers.ValidTokenSerializer, 401: OpenApiResponse()},
@@ -73,15 +78,12 @@ class ValidateTokenView(APIView):
             return Response(
                 {"valid": False, "detail": "Invalid, expired or revoked token."},
                 status=status.HTTP_401_UNAUTHORIZED,
-                headers={"WWW-Authenticate": 'Bearer realm="api"'},
+                headers={"WWW-Authenticate": self.get_authenticate_header(request)},
             )
         return Response({"valid": True, "userId": record["userId"], "email": record["email"], "fromCache": from_cache})
 
 
-class RefreshView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class RefreshView(PublicView):
     @extend_schema(
         request=serializers.RefreshSerializer,
         responses={200: serializers.TokenPairSerializer, 401: OpenApiResponse()},

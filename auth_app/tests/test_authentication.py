@@ -1,0 +1,64 @@
+"""The Bearer authentication class every app uses: the cost of a hit and of a miss."""
+
+from __future__ import annotations
+
+from auth_app.selectors import token_validate
+from auth_app.tests.factories import make_token, make_user
+from techbirdsfly.testing import CacheTestCase
+
+
+class CommandCounter:
+    """Counts the commands the private Redis executes, leaving out our own INFO calls."""
+
+    def __init__(self, redis):
+        self.redis = redis
+
+    def total(self) -> int:
+        stats = self.redis.info("commandstats")
+        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+    def __enter__(self):
+        self.before = self.total()
+        return self
+
+    def __exit__(self, *exc):
+        self.count = self.total() - self.before
+
+
+class TokenLookupCostTests(CacheTestCase):
+    def setUp(self):
+        super().setUp()
+        self.user = make_user(email="cost@example.com")
+        self.token = make_token(self.user)
+
+    def test_a_hit_costs_no_sql_and_one_redis_round_trip(self):
+        self.assertIs(token_validate(raw_token=self.token).from_cache, False)
+        with self.assertNumQueries(0), CommandCounter(self.redis) as redis_calls:
+            record, from_cache = token_validate(raw_token=self.token)
+        self.assertIs(from_cache, True)
+        self.assertEqual(record["userId"], self.user.pk)
+        self.assertEqual(redis_calls.count, 1)  # one MGET: the record and its generation
+        self.assertEqual(self.redis.info("commandstats")["cmdstat_mget"]["calls"], 2)
+
+    def test_a_miss_reads_the_database_once_and_fills_the_cache(self):
+        token_validate(raw_token=make_token(self.user))  # opens the connection (and syncs) first
+        with self.assertNumQueries(1):
+            record, from_cache = token_validate(raw_token=self.token)
+        self.assertIs(from_cache, False)
+        self.assertIs(token_validate(raw_token=self.token).from_cache, True)
+
+    def test_an_authenticated_request_on_warm_caches_makes_no_sql_query(self):
+        self.api.bearer(self.token).get("/api/auth/me")
+        with self.assertNumQueries(0):
+            response = self.api.get("/api/auth/me")
+        self.assertEqual(response.json()["fromCache"], True)
+
+    def test_the_record_ttl_is_at_most_the_tokens_remaining_life(self):
+        token_validate(raw_token=self.token)
+        (key,) = [k for k in self.redis_keys() if k.startswith("AuthService_auth:token:") and not k.endswith(":gen")]
+        self.assertTrue(3590 < self.redis.ttl(key) <= 3600)
+
+    def test_malformed_headers_are_401(self):
+        for header in ("Bearer", "Bearer a b", "Bearer \u00e9t\u00e9"):
+            response = self.api.get("/api/auth/me", HTTP_AUTHORIZATION=header)
+            self.assertEqual(response.status_code, 401, header)

@@ -1,0 +1,122 @@
+"""Revocation wins: across server processes, and over a Redis that comes back with old data."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from django.test import TransactionTestCase
+
+from auth_app.models import AuthToken
+from auth_app.tests.factories import PASSWORD, make_user
+from techbirdsfly.cache import layer
+from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
+
+
+def call(base: str, method: str, path: str, *, token: str | None = None, body: dict | None = None):
+    request = urllib.request.Request(f"{base}{path}", method=method, data=json.dumps(body or {}).encode())
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+class RevocationInProcessTests(CacheTestCase):
+    def tearDown(self):
+        server = test_redis()
+        if server.process.poll() is not None:
+            server.start()
+        layer.reset_breakers()
+        super().tearDown()
+
+    def test_dead_right_after_logout_although_the_record_is_still_in_redis(self):
+        make_user(email="x@example.com")
+        token = self.api.post("/api/auth/login", {"email": "x@example.com", "password": PASSWORD}).json()
+        self.api.bearer(token["accessToken"])
+        self.assertEqual(self.api.post("/api/auth/validate-token").json()["fromCache"], False)
+        self.assertEqual(self.api.post("/api/auth/validate-token").json()["fromCache"], True)
+        records = [k for k in self.redis_keys() if k.startswith("AuthService_auth:token:") and not k.endswith(":gen")]
+        self.api.post("/api/auth/logout")
+        self.assertEqual(self.redis.exists(*records), 1)  # the record is still there...
+        self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)  # ...and worthless
+
+    def test_a_logout_during_an_outage_wins_over_a_restart_from_the_old_dump(self):
+        make_user(email="x@example.com")
+        access = self.api.post("/api/auth/login", {"email": "x@example.com", "password": PASSWORD}).json()
+        self.api.bearer(access["accessToken"])
+        self.api.post("/api/auth/validate-token")
+        self.assertEqual(self.api.post("/api/auth/validate-token").json()["fromCache"], True)
+        server = test_redis()
+        server.stop(save=True)  # SHUTDOWN SAVE: the dump holds the live record
+        self.assertEqual(self.api.post("/api/auth/logout").status_code, 200)
+        self.assertEqual(PendingInvalidation.objects.count(), 1)
+        server.start()  # restarted from the same dump
+        layer.reset_breakers()
+        self.assertTrue(any(k.startswith("AuthService_auth:token:") for k in self.redis_keys()))
+        self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
+        self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
+        self.assertFalse(PendingInvalidation.objects.exists())
+
+
+class RevocationAcrossWorkersTests(TransactionTestCase):
+    """Two gunicorn workers, each with its own connections and breaker, and the test process."""
+
+    def setUp(self):
+        self.redis_server = test_redis()
+        self.redis_server.client().flushall()
+        layer.reset_breakers()
+        self.server = GunicornServer(env=server_env(CACHE_BREAKER_COOLDOWN="0.2"), workers=2).start()
+        self.base = self.server.url
+
+    def tearDown(self):
+        self.server.stop()
+        if self.redis_server.process.poll() is not None:
+            self.redis_server.start()
+        layer.reset_breakers()
+
+    def login(self) -> dict:
+        # Registered through the server, so the password is hashed with its (production) hashers.
+        status, _ = call(self.base, "POST", "/api/auth/register", body={"email": "w@example.com", "password": PASSWORD})
+        self.assertEqual(status, 201)
+        status, body = call(self.base, "POST", "/api/auth/login", body={"email": "w@example.com", "password": PASSWORD})
+        self.assertEqual(status, 200, body)
+        return body
+
+    def validate_many(self, token: str, n: int = 20) -> list[tuple[int, dict]]:
+        return [call(self.base, "POST", "/api/auth/validate-token", token=token) for _ in range(n)]
+
+    def test_logout_is_seen_by_every_worker_at_once(self):
+        pair = self.login()
+        answers = self.validate_many(pair["accessToken"])
+        self.assertTrue(all(status == 200 for status, _ in answers))
+        self.assertTrue(any(body["fromCache"] for _, body in answers))
+        self.assertEqual(call(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])[0], 200)
+        self.assertEqual({status for status, _ in self.validate_many(pair["accessToken"])}, {401})
+
+    def test_logout_during_an_outage_wins_on_every_worker_after_a_restart_from_the_dump(self):
+        pair = self.login()
+        self.assertTrue(any(body["fromCache"] for _, body in self.validate_many(pair["accessToken"])))
+        self.redis_server.stop(save=True)
+        status, _ = call(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])
+        self.assertEqual(status, 200)
+        self.assertEqual(PendingInvalidation.objects.count(), 1)
+        self.assertTrue(AuthToken.objects.filter(revoked_at__isnull=False).exists())
+        self.redis_server.start()
+        self.assertTrue(any(k.startswith(b"AuthService_auth:token:") for k in self.redis_server.client().keys()))
+        time.sleep(0.3)  # the workers' breaker cooldown
+        self.assertEqual({status for status, _ in self.validate_many(pair["accessToken"], 30)}, {401})
+        self.assertFalse(PendingInvalidation.objects.exists())
+
+    def test_login_throttle_holds_across_workers(self):
+        statuses = [
+            call(self.base, "POST", "/api/auth/login", body={"email": "z@example.com", "password": "bad"})[0]
+            for _ in range(12)
+        ]
+        self.assertEqual(statuses, [401] * 10 + [429] * 2)
