@@ -7,6 +7,7 @@ a free loopback port, points every cache alias at it and stops it at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -263,3 +264,23 @@ def server_env(**extra: str) -> dict[str, str]:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **extra,
     }
+
+
+def http_json(
+    base: str, method: str, path: str, *, token: str | None = None, body: Any = None, timeout: float = 10
+) -> tuple[int, Any]:
+    """One JSON request to a server on loopback: (status, decoded body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{base}{path}", method=method, data=data)  # noqa: S310 (loopback)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")

@@ -43,7 +43,7 @@ class TokenLookupCostTests(CacheTestCase):
     def test_a_miss_reads_the_database_once_and_fills_the_cache(self):
         token_validate(raw_token=make_token(self.user))  # opens the connection (and syncs) first
         with self.assertNumQueries(1):
-            record, from_cache = token_validate(raw_token=self.token)
+            _, from_cache = token_validate(raw_token=self.token)
         self.assertIs(from_cache, False)
         self.assertIs(token_validate(raw_token=self.token).from_cache, True)
 

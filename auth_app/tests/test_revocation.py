@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 from django.test import TransactionTestCase
 
@@ -13,19 +10,7 @@ from auth_app.models import AuthToken
 from auth_app.tests.factories import PASSWORD, make_user
 from techbirdsfly.cache import layer
 from techbirdsfly.models import PendingInvalidation
-from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
-
-
-def call(base: str, method: str, path: str, *, token: str | None = None, body: dict | None = None):
-    request = urllib.request.Request(f"{base}{path}", method=method, data=json.dumps(body or {}).encode())
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+from techbirdsfly.testing import CacheTestCase, GunicornServer, http_json, server_env, test_redis
 
 
 class RevocationInProcessTests(CacheTestCase):
@@ -83,40 +68,44 @@ class RevocationAcrossWorkersTests(TransactionTestCase):
 
     def login(self) -> dict:
         # Registered through the server, so the password is hashed with its (production) hashers.
-        status, _ = call(self.base, "POST", "/api/auth/register", body={"email": "w@example.com", "password": PASSWORD})
+        status, _ = http_json(
+            self.base, "POST", "/api/auth/register", body={"email": "w@example.com", "password": PASSWORD}
+        )
         self.assertEqual(status, 201)
-        status, body = call(self.base, "POST", "/api/auth/login", body={"email": "w@example.com", "password": PASSWORD})
+        status, body = http_json(
+            self.base, "POST", "/api/auth/login", body={"email": "w@example.com", "password": PASSWORD}
+        )
         self.assertEqual(status, 200, body)
         return body
 
     def validate_many(self, token: str, n: int = 20) -> list[tuple[int, dict]]:
-        return [call(self.base, "POST", "/api/auth/validate-token", token=token) for _ in range(n)]
+        return [http_json(self.base, "POST", "/api/auth/validate-token", token=token) for _ in range(n)]
 
     def test_logout_is_seen_by_every_worker_at_once(self):
         pair = self.login()
         answers = self.validate_many(pair["accessToken"])
         self.assertTrue(all(status == 200 for status, _ in answers))
         self.assertTrue(any(body["fromCache"] for _, body in answers))
-        self.assertEqual(call(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])[0], 200)
+        self.assertEqual(http_json(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])[0], 200)
         self.assertEqual({status for status, _ in self.validate_many(pair["accessToken"])}, {401})
 
     def test_logout_during_an_outage_wins_on_every_worker_after_a_restart_from_the_dump(self):
         pair = self.login()
         self.assertTrue(any(body["fromCache"] for _, body in self.validate_many(pair["accessToken"])))
         self.redis_server.stop(save=True)
-        status, _ = call(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])
+        status, _ = http_json(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])
         self.assertEqual(status, 200)
         self.assertEqual(PendingInvalidation.objects.count(), 1)
         self.assertTrue(AuthToken.objects.filter(revoked_at__isnull=False).exists())
         self.redis_server.start()
-        self.assertTrue(any(k.startswith(b"AuthService_auth:token:") for k in self.redis_server.client().keys()))
+        self.assertTrue(any(k.startswith(b"AuthService_auth:token:") for k in self.redis_server.client().scan_iter()))
         time.sleep(0.3)  # the workers' breaker cooldown
         self.assertEqual({status for status, _ in self.validate_many(pair["accessToken"], 30)}, {401})
         self.assertFalse(PendingInvalidation.objects.exists())
 
     def test_login_throttle_holds_across_workers(self):
         statuses = [
-            call(self.base, "POST", "/api/auth/login", body={"email": "z@example.com", "password": "bad"})[0]
+            http_json(self.base, "POST", "/api/auth/login", body={"email": "z@example.com", "password": "bad"})[0]
             for _ in range(12)
         ]
         self.assertEqual(statuses, [401] * 10 + [429] * 2)
