@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, NamedTuple, TypedDict
 
-from techbirdsfly.cache import APPS, cache_counts, scan_keys, server_info
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from auth_app.models import User
+from billing_app.models import Account, Invoice, Price, UsageRecord
+from billing_app.money import cents, iso
+from image_app.models import Image
+from techbirdsfly.cache import APPS, Cached, cache_counts, get_or_compute, scan_keys, server_info
 from techbirdsfly.cache.layer import CacheUnavailable, app_pattern, cache_for, call
 
+from . import cache
 from .cache import APP
 
 # Memory is measured on this many keys per app and scaled to the app's key count: MEMORY USAGE on
@@ -18,6 +27,7 @@ class AppStats(TypedDict):
     hits: int
     misses: int
     errors: int
+    computes: int
     hitRatio: float
     keys: int | None
     memoryBytes: int | None
@@ -78,6 +88,7 @@ def cache_stats() -> dict[str, Any]:
             hits=hits,
             misses=misses,
             errors=counts[app]["errors"],
+            computes=counts[app].get("computes", 0),
             hitRatio=round(hits / (hits + misses), 4) if hits + misses else 0.0,
             keys=footprint.keys if footprint else None,
             memoryBytes=footprint.memory_bytes if footprint else None,
@@ -96,6 +107,49 @@ def cache_keys_page(*, app: str, match: str = "*", count: int = 100, cursor: int
     return {"app": app, "keys": [{"key": key, "ttl": ttl} for key, ttl in keys], "cursor": str(next_cursor)}
 
 
+# --- dashboard analytics -------------------------------------------------------------------------
+
+
+def _dashboard() -> dict[str, Any]:
+    # One aggregate query per table; no rows are loaded.
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    users = User.objects.aggregate(total=Count("id"), new=Count("id", filter=Q(date_joined__gte=since)))
+    invoices = Invoice.objects.aggregate(
+        invoiced=Sum("amount"),
+        paid=Sum("amount", filter=Q(status=Invoice.Status.PAID)),
+        open=Sum("amount", filter=Q(status=Invoice.Status.OPEN)),
+    )
+    # Every metric of the price list and every status appear, with 0 when there is none.
+    by_metric = dict.fromkeys(Price.objects.values_list("metric", flat=True), 0)
+    usage = UsageRecord.objects.filter(recorded_at__gte=since).values("metric").annotate(units=Sum("units"))
+    by_metric.update({row["metric"]: int(row["units"]) for row in usage.order_by()})
+    by_status = dict.fromkeys(Image.Status.values, 0)
+    images = Image.objects.values("status").annotate(n=Count("id")).order_by()
+    by_status.update({row["status"]: row["n"] for row in images})
+    return {
+        "users": {"total": users["total"], "newLast24h": users["new"]},
+        "accounts": {"total": Account.objects.count()},
+        "billing": {
+            "totalInvoiced": cents(invoices["invoiced"]),
+            "totalPaid": cents(invoices["paid"]),
+            "outstanding": cents(invoices["open"]),
+        },
+        "usage": {"unitsLast24h": sum(by_metric.values()), "byMetric": by_metric},
+        "images": {"total": sum(by_status.values()), "byStatus": by_status},
+        "computedAt": iso(now),
+    }
+
+
+def dashboard_analytics() -> Cached[dict[str, Any]]:
+    """Site-wide aggregates for staff, cached without a scope: up to 5 minutes old (cache.py)."""
+    return get_or_compute(cache.DASHBOARD, cache.dashboard_key(), _dashboard)
+
+
 def dashboard_snapshot() -> dict[str, Any]:
     """Everything the /dashboard/ page shows, in one JSON document."""
-    return {"cache": cache_stats()}
+    analytics = dashboard_analytics()
+    return {
+        "analytics": {"fromCache": analytics.from_cache, "data": analytics.value},
+        "cache": cache_stats(),
+    }

@@ -32,6 +32,7 @@ class AppStatsSerializer(serializers.Serializer):
     hits = serializers.IntegerField()
     misses = serializers.IntegerField()
     errors = serializers.IntegerField()
+    computes = serializers.IntegerField(help_text="values computed from the database to fill the cache")
     hitRatio = serializers.FloatField()
     keys = serializers.IntegerField(allow_null=True, help_text="null when Redis is down")
     memoryBytes = serializers.IntegerField(allow_null=True, help_text="estimated from a sample of keys")
@@ -48,3 +49,19 @@ class RedisStatsSerializer(serializers.Serializer):
 class CacheStatsSerializer(serializers.Serializer):
     apps = serializers.DictField(child=AppStatsSerializer())
     redis = RedisStatsSerializer()
+
+
+class DashboardSerializer(serializers.Serializer):
+    users = serializers.DictField(child=serializers.IntegerField(), help_text="{total, newLast24h}")
+    accounts = serializers.DictField(child=serializers.IntegerField(), help_text="{total}")
+    billing = serializers.DictField(
+        child=serializers.CharField(), help_text="{totalInvoiced, totalPaid, outstanding}: money strings"
+    )
+    usage = serializers.DictField(help_text="{unitsLast24h, byMetric: {metric: units}}")
+    images = serializers.DictField(help_text="{total, byStatus: {status: count}}")
+    computedAt = serializers.DateTimeField()
+
+
+class CachedDashboardSerializer(serializers.Serializer):
+    fromCache = serializers.BooleanField()
+    data = DashboardSerializer(help_text="Aggregates, cached without invalidation: up to 5 minutes old.")

@@ -17,6 +17,7 @@ from techbirdsfly.cache import APPS
 from techbirdsfly.cache.layer import CacheUnavailable
 from techbirdsfly.cache.stats import registry
 from techbirdsfly.exceptions import json_error
+from techbirdsfly.responses import cached_response
 
 from . import selectors, serializers, services
 from .exceptions import CacheOffline
@@ -37,6 +38,12 @@ def known_app(app: str) -> str:
 class StaffAPIView(APIView):
     # IsAdminUser answers 401 to a request without a valid token and 403 to a non-staff user.
     permission_classes = [IsAdminUser]
+
+
+class DashboardAnalyticsView(StaffAPIView):
+    @extend_schema(responses={200: serializers.CachedDashboardSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        return cached_response(selectors.dashboard_analytics())
 
 
 class CacheStatsView(StaffAPIView):

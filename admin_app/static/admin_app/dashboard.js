@@ -1,0 +1,226 @@
+// The /dashboard/ page: polls /dashboard/data with the session cookie and draws the charts on
+// <canvas> with the few functions below (no library, no CDN).
+"use strict";
+
+(function () {
+  const root = document.getElementById("dashboard");
+  const url = root.dataset.url;
+  const refreshMs = Number(root.dataset.refreshSeconds || 5) * 1000;
+  const COLORS = ["#2563eb", "#16a34a", "#f59e0b", "#db2777", "#7c3aed", "#0891b2"];
+  const HISTORY = 60; // points kept for the reads-per-second line
+  const history = [];
+  let previous = null;
+  // Read by the browser test: how many times the page has drawn fresh data.
+  window.dashboardRenders = 0;
+
+  function $(id) { return document.getElementById(id); }
+
+  function text(id, value) { $(id).textContent = value; }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "–";
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
+  }
+
+  function number(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
+
+  // A canvas sized for the screen's pixel ratio; drawing uses CSS pixels.
+  function surface(id) {
+    const canvas = $(id);
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || canvas.width;
+    const height = canvas.clientHeight || canvas.height;
+    if (canvas.width !== Math.round(width * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = "12px system-ui, sans-serif";
+    return { ctx, width, height };
+  }
+
+  function niceMax(value) {
+    if (value <= 0) return 1;
+    const power = Math.pow(10, Math.floor(Math.log10(value)));
+    for (const step of [1, 2, 2.5, 5, 10]) {
+      if (step * power >= value) return step * power;
+    }
+    return 10 * power;
+  }
+
+  function axes(ctx, box, max, format) {
+    ctx.strokeStyle = "#e5e7eb";
+    ctx.fillStyle = "#6b7280";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (let i = 0; i <= 4; i += 1) {
+      const y = box.bottom - (box.bottom - box.top) * (i / 4);
+      ctx.beginPath();
+      ctx.moveTo(box.left, y);
+      ctx.lineTo(box.right, y);
+      ctx.stroke();
+      ctx.fillText(format((max * i) / 4), box.left - 6, y);
+    }
+  }
+
+  function barChart(id, labels, values, format, fixedMax) {
+    const { ctx, width, height } = surface(id);
+    const box = { left: 64, right: width - 10, top: 16, bottom: height - 28 };
+    const max = fixedMax || niceMax(Math.max(0, ...values.filter((v) => v !== null)));
+    axes(ctx, box, max, format);
+    const slot = (box.right - box.left) / Math.max(labels.length, 1);
+    labels.forEach((label, i) => {
+      const value = values[i];
+      const x = box.left + slot * i + slot * 0.15;
+      const w = slot * 0.7;
+      ctx.fillStyle = "#374151";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "top";
+      ctx.fillText(label, x + w / 2, box.bottom + 6);
+      if (value === null || value === undefined) {
+        ctx.fillText("n/a", x + w / 2, box.bottom - 18);
+        return;
+      }
+      const h = (box.bottom - box.top) * Math.min(value / max, 1);
+      ctx.fillStyle = COLORS[i % COLORS.length];
+      // Never invisible: a zero still shows a hairline, so an empty chart is told apart from a broken one.
+      ctx.fillRect(x, box.bottom - Math.max(h, 1), w, Math.max(h, 1));
+      ctx.fillStyle = "#111827";
+      ctx.textBaseline = "bottom";
+      ctx.fillText(format(value), x + w / 2, box.bottom - Math.max(h, 1) - 2);
+    });
+  }
+
+  function lineChart(id, series) {
+    const { ctx, width, height } = surface(id);
+    const box = { left: 64, right: width - 10, top: 16, bottom: height - 28 };
+    const all = series.flatMap((s) => s.points);
+    const max = niceMax(Math.max(0, ...all));
+    axes(ctx, box, max, (v) => v.toFixed(v < 10 ? 1 : 0));
+    const step = (box.right - box.left) / (HISTORY - 1);
+    series.forEach((s, k) => {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      s.points.forEach((v, i) => {
+        const x = box.right - step * (s.points.length - 1 - i);
+        const y = box.bottom - (box.bottom - box.top) * (v / max);
+        if (i === 0) ctx.moveTo(x, y);
+        else ctx.lineTo(x, y);
+      });
+      ctx.stroke();
+      ctx.lineWidth = 1;
+      ctx.fillStyle = s.color;
+      ctx.fillRect(box.left + 10 + k * 90, box.bottom + 10, 10, 10);
+      ctx.fillStyle = "#374151";
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      ctx.fillText(s.label, box.left + 24 + k * 90, box.bottom + 8);
+    });
+    if (all.length < 2) {
+      ctx.fillStyle = "#6b7280";
+      ctx.textAlign = "center";
+      ctx.fillText("collecting… (one point per refresh)", (box.left + box.right) / 2, box.top + 10);
+    }
+  }
+
+  function renderAnalytics(analytics) {
+    if (!analytics) return;
+    const d = analytics.data;
+    text("users-total", number(d.users.total));
+    text("users-new", "+" + number(d.users.newLast24h) + " in 24 h");
+    text("accounts-total", number(d.accounts.total));
+    text("billing-invoiced", d.billing.totalInvoiced);
+    text("billing-paid", d.billing.totalPaid + " paid");
+    text("billing-outstanding", d.billing.outstanding);
+    text("usage-units", number(d.usage.unitsLast24h));
+    text("images-total", number(d.images.total));
+    text(
+      "analytics-note",
+      "Analytics computed at " + new Date(d.computedAt).toLocaleTimeString() +
+        (analytics.fromCache ? " (from the cache; up to 5 minutes old)" : " (fresh)"),
+    );
+    const metrics = Object.keys(d.usage.byMetric);
+    barChart("chart-usage", metrics, metrics.map((m) => d.usage.byMetric[m]), (v) => number(Math.round(v)));
+    const statuses = Object.keys(d.images.byStatus);
+    barChart("chart-images", statuses, statuses.map((s) => d.images.byStatus[s]), (v) => number(Math.round(v)));
+  }
+
+  function renderCache(cache) {
+    const apps = Object.keys(cache.apps);
+    const stats = apps.map((a) => cache.apps[a]);
+    const redis = cache.redis;
+    const pill = $("redis-status");
+    pill.textContent = "Redis " + redis.status + (redis.version ? " " + redis.version : "");
+    pill.className = "pill " + redis.status;
+    text(
+      "redis-memory",
+      redis.status === "up"
+        ? bytes(redis.usedMemory) + " used of " + (redis.maxmemory ? bytes(redis.maxmemory) : "no limit") +
+            ", " + redis.maxmemoryPolicy
+        : "Redis down",
+    );
+    barChart("chart-hit-ratio", apps, stats.map((s) => (s.hits + s.misses ? s.hitRatio * 100 : null)),
+      (v) => v.toFixed(0) + "%", 100);
+    barChart("chart-keys", apps, stats.map((s) => s.keys), (v) => number(Math.round(v)));
+    barChart("chart-memory", apps, stats.map((s) => s.memoryBytes), bytes);
+
+    const now = Date.now();
+    const hits = stats.reduce((sum, s) => sum + s.hits, 0);
+    const misses = stats.reduce((sum, s) => sum + s.misses, 0);
+    if (previous) {
+      const seconds = Math.max((now - previous.at) / 1000, 0.001);
+      history.push({ hits: Math.max(hits - previous.hits, 0) / seconds, misses: Math.max(misses - previous.misses, 0) / seconds });
+      if (history.length > HISTORY) history.shift();
+    }
+    previous = { at: now, hits, misses };
+    lineChart("chart-reads", [
+      { label: "hits/s", color: COLORS[0], points: history.map((p) => p.hits) },
+      { label: "misses/s", color: COLORS[3], points: history.map((p) => p.misses) },
+    ]);
+
+    const body = $("apps").querySelector("tbody");
+    body.replaceChildren(...apps.map((app, i) => {
+      const s = stats[i];
+      const row = document.createElement("tr");
+      row.dataset.app = app;
+      const cells = [app, number(s.hits), number(s.misses), number(s.errors),
+        s.hits + s.misses ? (s.hitRatio * 100).toFixed(1) + "%" : "–", number(s.keys), bytes(s.memoryBytes)];
+      cells.forEach((value) => {
+        const cell = document.createElement("td");
+        cell.textContent = value;
+        row.appendChild(cell);
+      });
+      return row;
+    }));
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.status === 401 || response.status === 403) {
+        window.location.reload(); // the session ended: the page itself redirects to the login
+        return;
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const data = await response.json();
+      renderCache(data.cache);
+      renderAnalytics(data.analytics);
+      $("error").hidden = true;
+      text("updated", "updated " + new Date().toLocaleTimeString());
+      window.dashboardRenders += 1;
+    } catch (error) {
+      $("error").textContent = "Could not refresh: " + error.message + " (retrying)";
+      $("error").hidden = false;
+    } finally {
+      window.setTimeout(refresh, refreshMs);
+    }
+  }
+
+  refresh();
+})();
