@@ -47,8 +47,10 @@ class Generator:
         logger.info("generator %s started (lease %ss)", self.worker, conf.lease_seconds())
         done = 0
         while not self.stop.is_set():
-            # A long-running process outlives connections (database restarts, CONN_MAX_AGE).
-            close_old_connections()
+            # A long-running process outlives connections (database restarts, CONN_MAX_AGE). Inside
+            # an outer transaction (a test case) the connection is not ours to close.
+            if not connection.in_atomic_block:
+                close_old_connections()
             try:
                 job = services.image_claim_next(worker=self.worker)
                 if job is None:
@@ -80,7 +82,8 @@ class Generator:
             name = default_storage.save(result_path(job.pk), ContentFile(png))
         except Exception as exc:  # a job that cannot be rendered or stored fails; the worker goes on
             logger.exception("image %s: failed", job.pk)
-            self._fail(job, f"Rendering failed: {type(exc).__name__}: {exc}")
+            # The reason is shown to the image's owner: the error's kind, not server paths (the log has those).
+            self._fail(job, f"Rendering failed ({type(exc).__name__}).")
             return
         try:
             services.image_complete(
