@@ -111,22 +111,80 @@ CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 2.0)
 CACHE_FILL_WAIT = env_float("CACHE_FILL_WAIT", 5.0)
 
 
-def redis_cache(prefix: str, location: str = REDIS_URL) -> dict:
+# Credentials of the app's ACL user (infra/redis/redis.conf) when they are not in REDIS_URL; unlike a
+# URL, these need no percent-encoding.
+REDIS_USERNAME = env_str("REDIS_USERNAME")
+REDIS_PASSWORD = env_str("REDIS_PASSWORD")
+# High availability: with REDIS_SENTINELS ("host:port,host:port,...") the app asks Sentinel for the
+# current master named REDIS_SENTINEL_MASTER and follows it through failovers; REDIS_URL then only
+# gives the database number (and credentials, if it has them).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_PASSWORD = env_str("REDIS_SENTINEL_PASSWORD")
+# Scale-out: with REDIS_CLUSTER_NODES ("host:port,...": any reachable nodes, the rest are discovered)
+# the app runs on Redis Cluster through techbirdsfly/cache/cluster.py.
+REDIS_CLUSTER_NODES = env_list("REDIS_CLUSTER_NODES")
+if REDIS_SENTINELS and REDIS_CLUSTER_NODES:
+    raise SystemExit("set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both")
+
+
+def _host_port(address: str, name: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"{name} must list host:port pairs, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def redis_cache(
+    prefix: str,
+    location: str = REDIS_URL,
+    *,
+    sentinels: list[str] = REDIS_SENTINELS,
+    sentinel_master: str = REDIS_SENTINEL_MASTER,
+    sentinel_password: str = REDIS_SENTINEL_PASSWORD,
+    cluster_nodes: list[str] = REDIS_CLUSTER_NODES,
+    username: str = REDIS_USERNAME,
+    password: str = REDIS_PASSWORD,
+) -> dict:
+    from urllib.parse import urlsplit
+
+    options = {
+        "CONNECTION_FACTORY": "techbirdsfly.cache.connection.ConnectionFactory",
+        "SERIALIZER": "techbirdsfly.cache.serializers.SafeJSONSerializer",
+        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT,
+        "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+    }
+    if username:
+        options["USERNAME"] = username
+    if password:
+        options["PASSWORD"] = password
+    server: str | list[str] = location
+    if cluster_nodes:
+        nodes = [_host_port(node, "REDIS_CLUSTER_NODES") for node in cluster_nodes]
+        server = ",".join(f"redis://{host}:{port}" for host, port in nodes)
+        options["CLIENT_CLASS"] = "techbirdsfly.cache.cluster.ClusterClient"
+    elif sentinels:
+        url = urlsplit(location)
+        userinfo = url.netloc.rpartition("@")[0]
+        # A list holding only the master's URL: given a string, SentinelClient sends reads to a
+        # replica, which lags behind invalidations (a revoked token could validate again).
+        server = [f"redis://{userinfo + '@' if userinfo else ''}{sentinel_master}/{url.path.strip('/') or '0'}"]
+        options |= {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "techbirdsfly.cache.connection.SentinelConnectionFactory",
+            "SENTINELS": [_host_port(sentinel, "REDIS_SENTINELS") for sentinel in sentinels],
+            "SENTINEL_KWARGS": {"password": sentinel_password} if sentinel_password else {},
+        }
     return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": location,
+        "LOCATION": server,
         "KEY_PREFIX": prefix,
         "KEY_FUNCTION": "techbirdsfly.cache.keys.make_key",
         "REVERSE_KEY_FUNCTION": "techbirdsfly.cache.keys.reverse_key",
         # The cache layer always passes the policy TTL; this only covers Django's own use.
         "TIMEOUT": 300,
-        "OPTIONS": {
-            "CONNECTION_FACTORY": "techbirdsfly.cache.connection.ConnectionFactory",
-            "SERIALIZER": "techbirdsfly.cache.serializers.SafeJSONSerializer",
-            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT,
-            "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
-        },
+        "OPTIONS": options,
     }
 
 

@@ -27,10 +27,11 @@ runtime_dir="${REDIS_RUNTIME_DIR:-/data}"
 # The app's key prefixes (techbirdsfly/cache/policy.py: APPS and DEFAULT_PREFIX; a test keeps them in step).
 app_keys="~AuthService_* ~BillingService_* ~AdminService_* ~ImageService_* ~UserService_* ~TechBirdsFly_*"
 # Strings, TTLs, SCAN, UNLINK, MGET, pipelines and MULTI/EXEC (django-redis set_many), INFO and PING,
+# EVALSHA/SCRIPT LOAD for redis-py's Lock release (a script runs with this user's rights and keys),
 # and the CLUSTER queries redis-py's cluster client discovers the topology with.
 # FLUSHALL, FLUSHDB, KEYS, CONFIG and DEBUG are all @dangerous; they are named again to make the intent plain.
 app_rules="-@all +@connection +@read +@write +@keyspace +@string +@transaction -@dangerous -function \
-+info +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid \
++info +eval +evalsha +script|load +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid \
 -flushall -flushdb -keys -config -debug"
 
 sha256() { printf '%s' "$1" | sha256sum | cut -d ' ' -f 1; }

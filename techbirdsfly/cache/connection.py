@@ -66,4 +66,17 @@ class ConnectionFactory(_PoolOptionsMixin, _ConnectionFactory):
 
 
 class SentinelConnectionFactory(_PoolOptionsMixin, _SentinelConnectionFactory):
-    pass
+    """Master discovery through Sentinel, with the same bounded waits and no retries.
+
+    redis-py's Sentinel clients would otherwise retry three times with backoff on every dead
+    sentinel, inside the connect of each request that needs a new connection.
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        sentinel_kwargs = {
+            "socket_timeout": options.get("SOCKET_TIMEOUT"),
+            "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
+            "retry": Retry(NoBackoff(), 0),
+            **(options.get("SENTINEL_KWARGS") or {}),
+        }
+        super().__init__({**options, "SENTINEL_KWARGS": sentinel_kwargs})

@@ -1,0 +1,207 @@
+"""Redis Cluster behind the same cache layer: a django-redis client on redis-py's ``RedisCluster``.
+
+django-redis has no cluster client (django-redis #208, #710). ``ClusterClient`` is its
+``DefaultClient`` with one ``RedisCluster`` per process underneath, which routes every key to the
+shard that owns its slot. Settings select it when ``REDIS_CLUSTER_NODES`` is set; LOCATION lists
+some of the nodes (``redis://h1:6379,redis://h2:6379``), and the rest are discovered.
+
+Reads of an entry and its generation key. A scoped read is an MGET of ``{Prefix}_<key>`` and
+``{Prefix}_<scope>:gen``, which hash to different slots, and a cluster refuses an MGET across slots
+(CROSSSLOT). Hash tags (``BillingService_{billing:account:42}:summary``) would keep both in one slot,
+but change the key names that API.md and the runbooks rely on (``BillingService_billing:summary:42``).
+So the names stay and ``get_many`` splits the MGET by slot instead: one pipelined MGET per shard
+involved. The split read is not atomic and need not be: a hit still needs the generation recorded
+in the entry to equal the generation key's, and an entry can only carry a generation that was
+current when its value was computed. So an invalidation that finished before the read began can
+never be answered by a hit on an entry it invalidated; one racing the read may turn it into a miss.
+
+Listing and clearing one app's keys walk every primary: ``scan_page`` gives the layer one cursor
+over all shards, and ``RedisCluster.scan_iter`` and ``unlink`` (split by slot) do the rest.
+
+Failures: redis-py raises ``RedisClusterException``, which is not a ``RedisError``, when no node
+can be reached or a slot has no node. Those become ``ClusterUnavailable`` (a ``ConnectionError``)
+so that the layer's breaker treats them like any other outage, and retries are off as they are for
+a single Redis (connection.py): the breaker decides when to try again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django_redis.client.default import DefaultClient, _main_exceptions
+from django_redis.exceptions import ConnectionInterrupted
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+from .connection import ConnectEpoch
+
+SLOTS = 16384
+
+
+class ClusterUnavailable(RedisConnectionError):
+    """The cluster, or the shard owning a key, cannot be used right now."""
+
+
+def _count_connection(connection: Any) -> None:
+    # RedisCluster has already authenticated the connection (its own on_connect); count it so the
+    # layer replays pending invalidations before trusting a node it has not talked to before.
+    with ConnectEpoch.lock:
+        ConnectEpoch.connects += 1
+
+
+class _SafeClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except RedisClusterException as exc:
+            raise ClusterUnavailable(str(exc)) from exc
+
+
+class SafeRedisCluster(RedisCluster):
+    """A RedisCluster whose failures are all ``RedisError``s."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterUnavailable(str(exc)) from exc
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        # Same object, one overridden method: avoids copying RedisCluster.pipeline's constructor call.
+        pipe.__class__ = _SafeClusterPipeline
+        return pipe
+
+
+_clusters: dict[tuple[Any, ...], SafeRedisCluster] = {}
+_clusters_lock = threading.Lock()
+
+
+def _node(location: str) -> tuple[str, int, str | None, str | None]:
+    parts = urlsplit(location if "://" in location else f"redis://{location}")
+    if not parts.hostname:
+        raise ValueError(f"not a cluster node address: {location!r}")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return parts.hostname, parts.port or 6379, username, password
+
+
+def cluster_client(locations: Sequence[str], options: dict[str, Any]) -> SafeRedisCluster:
+    """The process's RedisCluster for these startup nodes and options (built once, thread-safe)."""
+    nodes = [_node(location) for location in locations]
+    username = options.get("USERNAME") or next((n[2] for n in nodes if n[2]), None)
+    password = options.get("PASSWORD") or next((n[3] for n in nodes if n[3]), None)
+    pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
+    kwargs = {
+        "username": username,
+        "password": password,
+        "socket_timeout": options.get("SOCKET_TIMEOUT"),
+        "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
+        "max_connections": pool_kwargs.get("max_connections"),
+    }
+    key = (tuple((host, port) for host, port, _, _ in nodes), tuple(sorted(kwargs.items())))
+    client = _clusters.get(key)
+    if client is None:
+        with _clusters_lock:
+            client = _clusters.get(key)
+            if client is None:
+                try:
+                    client = SafeRedisCluster(
+                        startup_nodes=[ClusterNode(host, port) for host, port, _, _ in nodes],
+                        retry=Retry(NoBackoff(), 0),
+                        redis_connect_func=_count_connection,
+                        **{k: v for k, v in kwargs.items() if v is not None},
+                    )
+                except RedisClusterException as exc:
+                    raise ClusterUnavailable(str(exc)) from exc
+                _clusters[key] = client
+    return client
+
+
+class ClusterClient(DefaultClient):
+    """django-redis's client on a Redis Cluster (OPTIONS as for DefaultClient; LOCATION lists nodes)."""
+
+    def get_next_client_index(self, write: bool = True, tried: list[int] | None = None) -> int:
+        # One RedisCluster object routes every command itself; there are no separate read servers.
+        return 0
+
+    def connect(self, index: int = 0) -> Any:
+        return cluster_client(self._server, self._options)
+
+    def disconnect(self, index: int = 0, client: Any = None) -> None:
+        client = client if client is not None else self._clients[index]
+        if client is not None:
+            client.disconnect_connection_pools()
+
+    def get_many(self, keys: Iterable[str], version: int | None = None, client: Any = None) -> dict[str, Any]:
+        """MGET split by slot (see the module docstring): one pipelined MGET per shard involved."""
+        if client is None:
+            client = self.get_client(write=False)
+        map_keys = {self.make_key(k, version=version): k for k in keys}
+        if not map_keys:
+            return {}
+        try:
+            values = client.mget_nonatomic(list(map_keys))
+        except _main_exceptions as exc:
+            raise ConnectionInterrupted(connection=client) from exc
+        return {
+            map_keys[key]: self.decode(value) for key, value in zip(map_keys, values, strict=True) if value is not None
+        }
+
+
+# --- operations over every shard (used by layer.py; a plain Redis client passes straight through) ----
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def primaries(client: RedisCluster) -> list[ClusterNode]:
+    """The primaries in the order of the first slot each serves: stable across a failover of one."""
+    first_slot: dict[str, int] = {}
+    for slot, nodes in client.nodes_manager.slots_cache.items():
+        name = nodes[0].name
+        if slot < first_slot.get(name, SLOTS):
+            first_slot[name] = slot
+    return sorted(client.get_primaries(), key=lambda node: (first_slot.get(node.name, SLOTS), node.name))
+
+
+def scan_page(client: Any, *, cursor: int, match: str, count: int) -> tuple[int, list[bytes]]:
+    """One SCAN step. On a cluster the cursor walks the primaries one after another.
+
+    A cluster cursor packs the primary's position and that primary's own cursor:
+    ``node_cursor * len(primaries) + position``; 0 starts the walk and ends it, as in SCAN.
+    """
+    if not is_cluster(client):
+        next_cursor, keys = client.scan(cursor=cursor, match=match, count=count)
+        return int(next_cursor), keys
+    nodes = primaries(client)
+    position, node_cursor = cursor % len(nodes), cursor // len(nodes)
+    cursors, keys = client.scan(cursor=node_cursor, match=match, count=count, target_nodes=nodes[position])
+    node_next = int(cursors[nodes[position].name])
+    if node_next:
+        return node_next * len(nodes) + position, keys
+    return (position + 1 if position + 1 < len(nodes) else 0), keys
+
+
+def ping_all(client: Any) -> bool:
+    """PING the server, or every primary of a cluster."""
+    if is_cluster(client):
+        return bool(client.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(client.ping())
+
+
+def info_all(client: Any, section: str) -> list[dict[str, Any]]:
+    """INFO ``section`` of the server, or of every primary of a cluster."""
+    if not is_cluster(client):
+        return [client.info(section)]
+    nodes = client.get_primaries()
+    result = client.info(section, target_nodes=nodes)
+    # redis-py answers a single node's reply unwrapped, several as {node name: reply}.
+    return [result] if len(nodes) == 1 else list(result.values())
