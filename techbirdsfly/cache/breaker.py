@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 logger = logging.getLogger("techbirdsfly.cache")
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, cooldown: float) -> None:
+    def __init__(self, name: str, cooldown: Callable[[], float]) -> None:
         self.name = name
-        self.cooldown = cooldown
+        self._cooldown = cooldown  # read on use, so that a settings change applies at once
         self._lock = threading.Lock()
         self._open = False
         self._opened_at = 0.0
@@ -35,7 +36,7 @@ class CircuitBreaker:
         with self._lock:
             if not self._open:
                 return True
-            if self._probing or time.monotonic() - self._opened_at < self.cooldown:
+            if self._probing or time.monotonic() - self._opened_at < self._cooldown():
                 return False
             self._probing = True  # this caller is the half-open probe
             return True
@@ -61,7 +62,7 @@ class CircuitBreaker:
                 self.name,
                 type(exc).__name__,
                 exc,
-                self.cooldown,
+                self._cooldown(),
             )
 
     def reset(self) -> None:

@@ -87,7 +87,9 @@ def breaker_for(app: str) -> CircuitBreaker:
     breaker = _breakers.get(location)
     if breaker is None:
         with _breakers_lock:
-            breaker = _breakers.setdefault(location, CircuitBreaker(_redact(location), settings.CACHE_BREAKER_COOLDOWN))
+            breaker = _breakers.setdefault(
+                location, CircuitBreaker(_redact(location), lambda: settings.CACHE_BREAKER_COOLDOWN)
+            )
     return breaker
 
 

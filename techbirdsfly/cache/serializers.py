@@ -1,18 +1,28 @@
-"""A django-redis serializer that cannot run code on load and refuses values over 1 MB.
+"""A django-redis serializer that cannot run code on load, refuses values over 1 MB, and signs.
 
 django-redis pickles by default, so anyone able to write to Redis could run code in the app
-(django-redis #424). Cached values here are JSON-ready dicts and lists, stored with orjson.
+(django-redis #424). Cached values here are JSON-ready data, stored with orjson.
+
+Values are also signed (HMAC-SHA256 with a key derived from SECRET_KEY): the auth app caches
+token records, and without a signature anyone able to write to Redis could forge one and log in
+as any user, staff included. A value whose tag does not match is never used: it is a miss.
+Stored form: 32 hex characters of tag, a dot, the JSON.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django_redis.serializers.base import BaseSerializer
 
 from .policy import MAX_VALUE_BYTES
+
+_TAG_HEX = 32
 
 
 class ValueTooLarge(ValueError):
@@ -24,7 +34,7 @@ class ValueTooLarge(ValueError):
 
 
 class CorruptValue(ValueError):
-    """What Redis returned is not a value this serializer wrote; treated as a miss."""
+    """What Redis returned is not a value this serializer wrote (or its signature is wrong): a miss."""
 
 
 def _default(value: Any) -> Any:
@@ -34,14 +44,25 @@ def _default(value: Any) -> Any:
 
 
 class SafeJSONSerializer(BaseSerializer):
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options=options)
+        self._key = hashlib.sha256(b"techbirdsfly.cache.v1" + settings.SECRET_KEY.encode()).digest()
+
+    def _tag(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:_TAG_HEX].encode()
+
     def dumps(self, value: Any) -> bytes:
-        data = orjson.dumps(value, default=_default)
-        if len(data) > MAX_VALUE_BYTES:
-            raise ValueTooLarge(len(data))
-        return data
+        payload = orjson.dumps(value, default=_default)
+        size = len(payload) + _TAG_HEX + 1
+        if size > MAX_VALUE_BYTES:
+            raise ValueTooLarge(size)
+        return self._tag(payload) + b"." + payload
 
     def loads(self, value: bytes) -> Any:
+        tag, payload = value[:_TAG_HEX], value[_TAG_HEX + 1 :]
+        if value[_TAG_HEX : _TAG_HEX + 1] != b"." or not hmac.compare_digest(tag, self._tag(payload)):
+            raise CorruptValue("missing or wrong signature")
         try:
-            return orjson.loads(value)
+            return orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
             raise CorruptValue(str(exc)) from None

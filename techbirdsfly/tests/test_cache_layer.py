@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from techbirdsfly.cache import APPS, KINDS, cache_counts, clear_app, get_or_compute, invalidate, layer, scan_keys
 from techbirdsfly.cache.policy import MAX_VALUE_BYTES
+from techbirdsfly.cache.serializers import SafeJSONSerializer
 from techbirdsfly.models import PendingInvalidation
 from techbirdsfly.testing import CacheTestCase, test_redis
 
@@ -178,6 +179,15 @@ class CacheAsideTests(CacheTestCase):
         self.assertEqual(UNPICKLED, [])
         self.assertEqual(get_or_compute("admin.dashboard", "admin:dashboard", lambda: None), ({"safe": True}, True))
 
+    def test_a_forged_entry_is_never_served(self):
+        # Whoever can write to Redis must not be able to plant a value (say, a staff token record).
+        get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"staff": False})
+        stored = self.redis.get("AdminService_admin:dashboard")
+        self.redis.set("AdminService_admin:dashboard", stored.replace(b"false", b"true "), ex=60)
+        with self.assertLogs("techbirdsfly.cache", "WARNING"):
+            result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"staff": False})
+        self.assertEqual(result, ({"staff": False}, False))
+
     def test_hits_misses_and_computes_are_counted_per_app(self):
         before = cache_counts()
         get_or_compute("user.preferences", "user:preferences:1", dict, scope="user:user:1")
@@ -218,7 +228,8 @@ class StampedeTests(CacheTestCase):
         key = "AdminService_admin:dashboard"
         get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"v": "old"})
         # Make the entry look about to expire and slow to compute: XFetch refreshes it early.
-        self.redis.set(key, b'{"v":{"v":"old"},"g":null,"x":%f,"d":30.0}' % (time.time() + 0.5), ex=60)
+        entry = {"v": {"v": "old"}, "g": None, "x": time.time() + 0.5, "d": 30.0}
+        self.redis.set(key, SafeJSONSerializer({}).dumps(entry), ex=60)
         compute = Counter({"v": "new"}, sleep=0.3)
         results = []
 
