@@ -89,7 +89,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @never_cache
 @staff_member_required
 def dashboard_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "admin_app/dashboard.html", {"refresh_seconds": DASHBOARD_REFRESH_SECONDS})
+    # ?refresh=<seconds> (1..300) sets how often the page polls.
+    try:
+        refresh = min(max(int(request.GET.get("refresh", DASHBOARD_REFRESH_SECONDS)), 1), 300)
+    except ValueError:
+        refresh = DASHBOARD_REFRESH_SECONDS
+    return render(request, "admin_app/dashboard.html", {"refresh_seconds": refresh})
 
 
 @never_cache

@@ -68,10 +68,17 @@
     }
   }
 
-  function barChart(id, labels, values, format, fixedMax) {
+  // Counts get whole-number ticks: four gridlines over a maximum that is a multiple of four.
+  function countMax(value) {
+    const max = niceMax(value);
+    return max % 4 === 0 ? max : Math.max(4, Math.ceil(max / 4) * 4);
+  }
+
+  function barChart(id, labels, values, format, options = {}) {
     const { ctx, width, height } = surface(id);
     const box = { left: 64, right: width - 10, top: 16, bottom: height - 28 };
-    const max = fixedMax || niceMax(Math.max(0, ...values.filter((v) => v !== null)));
+    const top = Math.max(0, ...values.filter((v) => v !== null && v !== undefined));
+    const max = options.max || (options.counts ? countMax(top) : niceMax(top));
     axes(ctx, box, max, format);
     const slot = (box.right - box.left) / Math.max(labels.length, 1);
     labels.forEach((label, i) => {
@@ -102,7 +109,9 @@
     const all = series.flatMap((s) => s.points);
     const max = niceMax(Math.max(0, ...all));
     axes(ctx, box, max, (v) => v.toFixed(v < 10 ? 1 : 0));
-    const step = (box.right - box.left) / (HISTORY - 1);
+    // Until the history is full, its points span the whole width.
+    const count = Math.max(0, ...series.map((s) => s.points.length));
+    const step = (box.right - box.left) / Math.max(count - 1, 1);
     series.forEach((s, k) => {
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 2;
@@ -122,7 +131,7 @@
       ctx.textBaseline = "top";
       ctx.fillText(s.label, box.left + 24 + k * 90, box.bottom + 8);
     });
-    if (all.length < 2) {
+    if (count < 2) {
       ctx.fillStyle = "#6b7280";
       ctx.textAlign = "center";
       ctx.fillText("collecting… (one point per refresh)", (box.left + box.right) / 2, box.top + 10);
@@ -146,9 +155,9 @@
         (analytics.fromCache ? " (from the cache; up to 5 minutes old)" : " (fresh)"),
     );
     const metrics = Object.keys(d.usage.byMetric);
-    barChart("chart-usage", metrics, metrics.map((m) => d.usage.byMetric[m]), (v) => number(Math.round(v)));
+    barChart("chart-usage", metrics, metrics.map((m) => d.usage.byMetric[m]), number, { counts: true });
     const statuses = Object.keys(d.images.byStatus);
-    barChart("chart-images", statuses, statuses.map((s) => d.images.byStatus[s]), (v) => number(Math.round(v)));
+    barChart("chart-images", statuses, statuses.map((s) => d.images.byStatus[s]), number, { counts: true });
   }
 
   function renderCache(cache) {
@@ -166,8 +175,8 @@
         : "Redis down",
     );
     barChart("chart-hit-ratio", apps, stats.map((s) => (s.hits + s.misses ? s.hitRatio * 100 : null)),
-      (v) => v.toFixed(0) + "%", 100);
-    barChart("chart-keys", apps, stats.map((s) => s.keys), (v) => number(Math.round(v)));
+      (v) => v.toFixed(0) + "%", { max: 100 });
+    barChart("chart-keys", apps, stats.map((s) => s.keys), number, { counts: true });
     barChart("chart-memory", apps, stats.map((s) => s.memoryBytes), bytes);
 
     const now = Date.now();
@@ -175,7 +184,10 @@
     const misses = stats.reduce((sum, s) => sum + s.misses, 0);
     if (previous) {
       const seconds = Math.max((now - previous.at) / 1000, 0.001);
-      history.push({ hits: Math.max(hits - previous.hits, 0) / seconds, misses: Math.max(misses - previous.misses, 0) / seconds });
+      history.push({
+        hits: Math.max(hits - previous.hits, 0) / seconds,
+        misses: Math.max(misses - previous.misses, 0) / seconds,
+      });
       if (history.length > HISTORY) history.shift();
     }
     previous = { at: now, hits, misses };

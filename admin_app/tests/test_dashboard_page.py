@@ -1,0 +1,208 @@
+"""/dashboard/: the staff page. Access rules with Django's client; the page itself in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.test import override_settings
+from PIL import Image as PILImage
+
+from auth_app.models import User
+from billing_app.models import Account, UsageRecord
+from image_app.models import Image
+from techbirdsfly.cache import get_or_compute
+from techbirdsfly.cache.layer import reset_breakers
+from techbirdsfly.testing import test_redis
+
+from .factories import PASSWORD, make_user
+from .test_cache_api import AdminTestCase
+
+# The bar colours of dashboard.js, in the order it gives them to the apps.
+BLUE, GREEN = (0x25, 0x63, 0xEB), (0x16, 0xA3, 0x4A)
+
+
+def colours_of(png: bytes) -> dict[tuple[int, int, int], int]:
+    image = PILImage.open(io.BytesIO(png)).convert("RGB")
+    return {colour: n for n, colour in image.getcolors(image.width * image.height)}
+
+
+def near(colours: dict[tuple[int, int, int], int], target: tuple[int, int, int], tolerance: int = 40) -> int:
+    """Pixels within ``tolerance`` of ``target`` on every channel (lines are antialiased)."""
+    return sum(n for c, n in colours.items() if all(abs(a - b) <= tolerance for a, b in zip(c, target, strict=True)))
+
+
+class DashboardAccessTests(AdminTestCase):
+    def test_anonymous_is_sent_to_the_admin_login(self):
+        response = self.client.get("/dashboard/")
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(response["Location"], "/admin/login/?next=/dashboard/")
+
+    def test_non_staff_is_sent_to_the_admin_login(self):
+        self.client.force_login(make_user())
+        response = self.client.get("/dashboard/")
+        self.assertEqual(response.status_code, 302)
+        self.assertTrue(response["Location"].startswith("/admin/login/"))
+
+    def test_staff_sees_the_page_with_local_assets_only(self):
+        self.client.force_login(self.staff)
+        response = self.client.get("/dashboard/")
+        self.assertEqual(response.status_code, 200)
+        html = response.content.decode()
+        self.assertIn('src="/static/admin_app/dashboard.js"', html)
+        self.assertIn('href="/static/admin_app/dashboard.css"', html)
+        self.assertNotRegex(html, r"""(?:src|href)=["']https?://""")
+
+    def test_data_needs_a_staff_session(self):
+        self.assertEqual(self.client.get("/dashboard/data").status_code, 401)
+        # A Bearer token is not a session: the page's JSON takes the login cookie only.
+        bearer = self.client.get("/dashboard/data", HTTP_AUTHORIZATION=f"Bearer {self.staff_token}")
+        self.assertEqual(bearer.status_code, 401)
+        self.client.force_login(make_user())
+        self.assertEqual(self.client.get("/dashboard/data").status_code, 403)
+
+    def test_data_for_staff(self):
+        self.client.force_login(self.staff)
+        response = self.client.get("/dashboard/data")
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("no-cache", response["Cache-Control"])
+        body = response.json()
+        self.assertEqual(set(body), {"analytics", "cache"})
+        self.assertIn("users", body["analytics"]["data"])
+        self.assertEqual(body["cache"]["redis"]["status"], "up")
+
+
+def _browser_missing() -> str | None:
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed (Debian: apt-get install chromium chromium-driver)"
+
+
+@override_settings(SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False)  # the live server speaks plain HTTP
+class DashboardBrowserTests(StaticLiveServerTestCase):
+    """The page in a real headless Chromium: login, charts drawn, and refreshing by itself."""
+
+    serialized_rollback = True  # keep the price list that a migration seeds
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        missing = _browser_missing()
+        if missing and not os.environ.get("CI"):
+            cls.skipTest(cls, missing)  # CI installs both (.ci/run); there the test must run
+        super().setUpClass()
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium") or "chromium"
+        for flag in (
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,1300",
+            "--force-device-scale-factor=1",
+        ):
+            options.add_argument(flag)
+        service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
+        cls.browser = webdriver.Chrome(options=options, service=service)
+        cls.browser.set_page_load_timeout(30)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if hasattr(cls, "browser"):
+            cls.browser.quit()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        test_redis().client().flushall()  # the private test server only
+        reset_breakers()
+        self.staff = User.objects.create_user("dashboard-staff@example.com", PASSWORD, is_staff=True)
+        owner = make_user()
+        account = Account.objects.create(owner=owner, name="Acme")
+        UsageRecord.objects.create(account=account, metric_id="api.call", units=1200, amount=Decimal("1.2000"))
+        UsageRecord.objects.create(account=account, metric_id="image.generate", units=300, amount=Decimal("12.0000"))
+        for status in ["queued", "running", "completed", "completed", "failed"]:
+            Image.objects.create(owner=owner, prompt="a bird", width=64, height=64, status=status)
+        # Some reads, so that every app has a hit ratio and keys to draw.
+        for app, kind in [("auth", "auth.profile"), ("billing", "billing.usage"), ("user", "user.preferences")]:
+            for n in range(3):
+                for _ in range(1 + n):
+                    get_or_compute(kind, f"{app}:browser-test:{n}", lambda: {"n": 1})
+
+    def wait_for(self, script: str, timeout: float = 20):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.browser, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(script))
+
+    def canvas_ink(self, canvas_id: str) -> int:
+        """Pixels the page drew on a canvas (the canvas starts fully transparent)."""
+        return self.browser.execute_script(
+            """const c = document.getElementById(arguments[0]);
+               const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+               let n = 0; for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++; return n;""",
+            canvas_id,
+        )
+
+    def test_login_charts_and_refresh(self):
+        from selenium.webdriver.common.by import By
+
+        browser = self.browser
+        browser.get(f"{self.live_server_url}/dashboard/?refresh=1")
+        self.assertIn("/admin/login/", browser.current_url)  # anonymous: to the login first
+        browser.find_element(By.NAME, "username").send_keys(self.staff.email)
+        browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        self.wait_for("return location.pathname === '/dashboard/'")
+        self.assertEqual(browser.find_element(By.ID, "dashboard").get_attribute("data-refresh-seconds"), "1")
+        self.wait_for("return window.dashboardRenders >= 1")
+
+        self.assertEqual(browser.find_element(By.ID, "users-total").text, "2")
+        self.assertEqual(browser.find_element(By.ID, "images-total").text, "5")
+        self.assertEqual(browser.find_element(By.ID, "usage-units").text, "1,500")
+        self.assertEqual(browser.find_element(By.ID, "redis-status").text.split()[:2], ["Redis", "up"])
+        rows = {r.get_attribute("data-app"): r.text.split() for r in browser.find_elements(By.CSS_SELECTOR, "#apps tr")}
+        self.assertEqual(rows["billing"][1:3], ["3", "3"])  # hits, misses of the reads above
+        self.assertEqual(rows["billing"][4], "50.0%")
+        for canvas in ("chart-hit-ratio", "chart-keys", "chart-memory", "chart-usage", "chart-images", "chart-reads"):
+            self.assertGreater(self.canvas_ink(canvas), 500, canvas)
+
+        # It refreshes by itself: new keys appear without a reload.
+        keys_before = rows["image"][5]
+        for n in range(7):
+            get_or_compute("image.metadata", f"image:browser-test:{n}", lambda: {"n": 1})
+        renders = browser.execute_script("return window.dashboardRenders")
+        self.wait_for(f"return window.dashboardRenders > {renders}", timeout=15)
+        row = browser.find_element(By.CSS_SELECTOR, "#apps tr[data-app=image]").text.split()
+        self.assertEqual(int(row[5]) - int(keys_before), 7)
+        self.assertEqual(browser.execute_script("return document.getElementById('error').hidden"), True)
+        # The reads-per-second line needs two refreshes with reads between them.
+        renders = browser.execute_script("return window.dashboardRenders")
+        get_or_compute("image.metadata", "image:browser-test:0", lambda: {"n": 1})
+        self.wait_for(f"return window.dashboardRenders > {renders + 1}", timeout=15)
+
+        # What a person sees: the charts' bars are on the screenshot, in the colours of their apps.
+        png = browser.get_screenshot_as_png()
+        path = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tempfile.mkstemp(prefix="dashboard-", suffix=".png")[1])
+        path.write_bytes(png)
+        page = PILImage.open(io.BytesIO(png)).convert("RGB")
+        self.assertGreater(len(set(page.getdata())), 50, f"a near-blank page: {path}")
+        for canvas in ("chart-hit-ratio", "chart-keys", "chart-usage", "chart-images"):
+            colours = colours_of(browser.find_element(By.ID, canvas).screenshot_as_png)
+            with self.subTest(canvas=canvas):
+                self.assertGreater(colours.get(BLUE, 0), 100, f"no blue bar on {canvas}: {path}")
+                self.assertGreater(colours.get(GREEN, 0), 100, f"no green bar on {canvas}: {path}")
+        colours = colours_of(browser.find_element(By.ID, "chart-reads").screenshot_as_png)
+        # The legend's swatch is 100 pixels; the rest is the hits/s line drawn across the chart.
+        self.assertGreater(near(colours, BLUE), 400, f"no hits/s line: {path}")
