@@ -93,6 +93,13 @@ class _Process:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is there but answers nothing, like a node stuck or cut off."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def cleanup(self) -> None:
         if self.alive:
             os.killpg(self.process.pid, signal.SIGCONT)
