@@ -74,8 +74,11 @@ class Generator:
         began = time.monotonic()
         slowdown = conf.test_slowdown_seconds()
         if slowdown and self.stop.wait(slowdown):
-            services.image_release(image=job, worker=self.worker)
-            logger.info("image %s: handed back to the queue (stopping)", job.pk)
+            try:
+                services.image_release(image=job, worker=self.worker)
+                logger.info("image %s: handed back to the queue (stopping)", job.pk)
+            except services.LeaseLost:
+                logger.warning("image %s: lease lost before it could be handed back", job.pk)
             return
         try:
             png = render_png(prompt=job.prompt, style=job.style, width=job.width, height=job.height)
@@ -96,7 +99,7 @@ class Generator:
             )
         except services.LeaseLost:
             default_storage.delete(name)
-            logger.warning("image %s: lease lost to another worker; discarded this result", job.pk)
+            logger.warning("image %s: no longer ours (lease lost or image deleted); discarded this result", job.pk)
             return
         except DatabaseError:
             default_storage.delete(name)
@@ -107,4 +110,4 @@ class Generator:
         try:
             services.image_fail(image=job, worker=self.worker, reason=reason)
         except services.LeaseLost:
-            logger.warning("image %s: lease lost to another worker; not marking it failed", job.pk)
+            logger.warning("image %s: no longer ours (lease lost or image deleted); not marking it failed", job.pk)

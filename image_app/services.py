@@ -56,12 +56,16 @@ def image_update(
 ) -> Image:
     """Move ``image`` to ``status`` and return the updated row.
 
-    Raises InvalidTransition when ``status`` may not follow the current one, and LeaseLost when
-    ``expect_lease`` is given and that worker no longer holds the job. Result fields left None
+    Raises InvalidTransition when ``status`` may not follow the current one, LeaseLost when
+    ``expect_lease`` is given and that worker no longer holds the job, Image.DoesNotExist when the
+    image is gone. Result fields left None
     keep their value. Entering ``running`` takes a lease for ``lease_owner``.
     """
     with transaction.atomic():
-        current = Image.objects.select_for_update().get(pk=image.pk)
+        current = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if current is None:
+            # Deleted (with its owner, say) meanwhile: for a worker that is a job it no longer holds.
+            raise LeaseLost(f"image {image.pk} was deleted") if expect_lease is not None else Image.DoesNotExist()
         if expect_lease is not None and (current.status != Status.RUNNING or current.lease_owner != expect_lease):
             raise LeaseLost(f"image {current.pk} is no longer leased to {expect_lease}")
         if status not in TRANSITIONS[current.status]:

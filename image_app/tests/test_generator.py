@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from auth_app.tests.factories import make_user
 from image_app.generator import Generator
 from image_app.models import Image
+from image_app.services import image_claim_next
 from image_app.tests.factories import make_image
 from techbirdsfly.testing import CacheTestCase
 
@@ -59,6 +60,16 @@ class GeneratorTests(CacheTestCase):
         self.assertIn("Rendering failed", image.failure_reason)
         self.assertEqual((image.lease_owner, image.result_file), ("", ""))
         self.assertIsNotNone(image.completed_at)
+
+    def test_an_image_deleted_while_rendering_is_skipped_and_leaves_no_file(self):
+        image = make_image(owner=self.owner)
+        generator = Generator()
+        with self.captureOnCommitCallbacks(execute=True):
+            job = image_claim_next(worker=generator.worker)
+            image.delete()
+            generator.process(job)  # must not raise
+        self.assertFalse(Image.objects.exists())
+        self.assertEqual(list((self.media / "images").iterdir()) if (self.media / "images").exists() else [], [])
 
     def test_the_command_with_once_exits_when_the_queue_is_empty(self):
         make_image(owner=self.owner)

@@ -114,10 +114,17 @@ class WorkerProcessTests(TransactionTestCase):
         return stored
 
     def test_two_workers_complete_fifty_jobs_each_exactly_once(self):
-        ids = {make_image(owner=self.owner, width=64 + i, height=64).pk for i in range(50)}
-        workers = [self.worker(once=True, slowdown=0.08) for _ in range(2)]
+        workers = [self.worker(slowdown=0.05) for _ in range(2)]
+        for worker in workers:  # both are polling before the jobs appear, so both get some
+            wait_until(lambda w=worker: "started" in w.output(), timeout=60, what="the workers to start")
+        jobs = [Image(owner=self.owner, prompt=f"job {i}", width=64 + i, height=64) for i in range(50)]
+        ids = {image.pk for image in Image.objects.bulk_create(jobs)}
+        wait_until(
+            lambda: Image.objects.filter(pk__in=ids, status="completed").count() == 50, timeout=180, what="50 jobs"
+        )
         for worker in workers:
-            self.assertEqual(worker.wait(timeout=180), 0, worker.output()[-3000:])
+            worker.signal(signal.SIGTERM)
+            self.assertEqual(worker.wait(timeout=15), 0, worker.output()[-3000:])
 
         completions = collections.Counter(n for worker in workers for n in worker.completed())
         self.assertEqual(set(completions), ids)
