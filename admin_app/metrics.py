@@ -14,6 +14,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import Histogram
 
+from techbirdsfly.cache import APPS
+from techbirdsfly.cache.stats import COMPUTES, ERRORS, HITS, MISSES
+
 REQUEST_LATENCY = Histogram(
     "techbirdsfly_http_request_duration_seconds",
     "Time from the first middleware to the response, per route",
@@ -38,6 +41,13 @@ def route_of(request: HttpRequest) -> str:
 class RequestLatencyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        # Every app's cache counters exist from the start at 0, so /metrics always lists them and a
+        # scraper's rate() sees the first increment. Here rather than in AppConfig.ready, because only
+        # a server builds middleware: a management command run with the server's
+        # PROMETHEUS_MULTIPROC_DIR (to read its totals) then leaves no files of its own there.
+        for counter in (HITS, MISSES, ERRORS, COMPUTES):
+            for app in APPS:
+                counter.labels(app)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
