@@ -219,3 +219,13 @@ class RedisDownTests(AdminTestCase):
                 self.assertEqual(response.status_code, 503)
                 self.assertIn("Redis is unavailable", response.json()["detail"])
                 self.assertEqual(response["Retry-After"], "5")
+
+    def test_analytics_and_the_dashboard_data_still_answer(self):
+        response = self.api.get("/api/admin/analytics/dashboard")
+        self.assertEqual(response.status_code, 200)
+        self.assertFalse(response.json()["fromCache"])
+        self.client.force_login(self.staff)
+        body = self.client.get("/dashboard/data").json()
+        self.assertEqual(body["cache"]["redis"]["status"], "down")
+        self.assertFalse(body["analytics"]["fromCache"])
+        self.assertEqual(body["analytics"]["data"]["users"]["total"], 1)
