@@ -139,10 +139,10 @@ def _month_usage(account: Account, start: datetime) -> MonthUsage:
     )
 
 
-def account_usage(*, account_id: int, viewer: Viewer) -> Cached[MonthUsage]:
-    """This calendar month's usage (UTC), by metric."""
-    # One "now" for both the key and the query, so an entry never holds another month's figures.
-    start = month_start(timezone.now())
+def account_usage(*, account_id: int, viewer: Viewer, at: datetime | None = None) -> Cached[MonthUsage]:
+    """The usage of the calendar month (UTC) of ``at`` (default: now), by metric."""
+    # One instant for both the key and the query, so an entry never holds another month's figures.
+    start = month_start(at or timezone.now())
     key = cache.usage_key(account_id, f"{start:%Y-%m}")
     return _cached_for_viewer(
         cache.USAGE, key, account_id=account_id, viewer=viewer, compute=lambda account: _month_usage(account, start)

@@ -405,6 +405,11 @@ def all_stages() -> list[Stage]:
     return stages
 
 
+def _moment(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
@@ -421,6 +426,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same data")
         parser.add_argument("--batch-size", type=int, default=10_000, help="rows per INSERT or COPY write")
+        parser.add_argument(
+            "--now",
+            type=_moment,
+            default=None,
+            help="the reference time, ISO 8601 (default: the current hour); usage ends here",
+        )
         parser.add_argument("--reset", action="store_true", help="delete the demo data first, then create it anew")
         parser.add_argument("--no-copy", action="store_true", help="use INSERTs on PostgreSQL too (slower)")
         for stage in all_stages():
@@ -433,7 +444,7 @@ class Command(BaseCommand):
         ctx = SeedContext(
             options=options,
             # Whole hours, so that two runs with one seed within the hour create identical rows.
-            now=timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0),
+            now=options["now"] or timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0),
             quiet=options["verbosity"] == 0,
             stdout=self.stdout,
         )
