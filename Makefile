@@ -19,7 +19,9 @@ install: $(BIN)/.installed
 run: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser --noinput 2>/dev/null || true
-	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	# A generator worker beside the server, stopped with it (on exit and on Ctrl-C).
+	$(DEMO_ENV) $(BIN)/python manage.py run_generator & GEN=$$!; trap 'kill $$GEN 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000; true
 
 test: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
