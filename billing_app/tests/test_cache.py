@@ -83,8 +83,8 @@ class OrmInvalidationTests(InvalidationTestCase):
 
     def test_usage_bulk_create_and_bulk_update(self):
         def bulk_create():
-            two = [UsageRecord(account=self.account, metric_id="api.call", units=5, amount=Decimal("0.005")) for _ in "ab"]
-            UsageRecord.objects.bulk_create(two)
+            record = {"account": self.account, "metric_id": "api.call", "units": 5, "amount": Decimal("0.005")}
+            UsageRecord.objects.bulk_create([UsageRecord(**record), UsageRecord(**record)])
 
         self.check(bulk_create, totalUsageUnits=210, unbilledAmount="0.11")
 
