@@ -18,7 +18,11 @@ from typing import Any
 from django_redis.pool import ConnectionFactory as _ConnectionFactory
 from django_redis.pool import SentinelConnectionFactory as _SentinelConnectionFactory
 from redis.backoff import NoBackoff
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
+from redis.sentinel import SentinelManagedConnection
 
 
 class ConnectEpoch:
@@ -65,11 +69,42 @@ class ConnectionFactory(_PoolOptionsMixin, _ConnectionFactory):
     pass
 
 
-class SentinelConnectionFactory(_PoolOptionsMixin, _SentinelConnectionFactory):
-    """Master discovery through Sentinel, with the same bounded waits and no retries.
+class MasterDemoted(RedisConnectionError):
+    """The server this connection took for the master was demoted by a failover."""
 
-    redis-py's Sentinel clients would otherwise retry three times with backoff on every dead
-    sentinel, inside the connect of each request that needs a new connection.
+
+class DemotionAwareConnection(SentinelManagedConnection):
+    """A connection to the master that notices when a failover has demoted it (django-redis #616).
+
+    After a failover in which the old master survives (SENTINEL FAILOVER, a partition that heals),
+    pooled connections still reach it: reads succeed, writes answer READONLY. Then this connection
+    is dropped, Sentinel is asked for the master, and MasterDemoted is raised: the one error the
+    pool retries (once), on the new master. Without it, an invalidation failing this way would wait
+    in the database until some later reconnect, while other connections kept reading the demoted
+    server. (Sentinel itself kills the clients of a master it demotes; this covers the connections
+    that escape that, e.g. after a partition heals.)
+    """
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return Connection.read_response(self, *args, **kwargs)
+        except ReadOnlyError:
+            if not self.connection_pool.is_master:
+                raise
+            self.disconnect()
+            # A reconnect inside a retry goes to host:port as they stand (only the pool's connect
+            # asks Sentinel), so ask now. This also drops the pool's idle connections to the old master.
+            self.host, self.port = self.connection_pool.get_master_address()
+            raise MasterDemoted("the master was demoted by a failover; retrying on the new master") from None
+
+
+class SentinelConnectionFactory(_PoolOptionsMixin, _SentinelConnectionFactory):
+    """Master discovery through Sentinel, with the same bounded waits.
+
+    No retries either, with one exception: a command refused because its server was demoted is
+    retried once on the new master (DemotionAwareConnection). redis-py's Sentinel clients would
+    otherwise retry three times with backoff on every dead sentinel, inside the connect of each
+    request that needs a new connection.
     """
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -80,3 +115,8 @@ class SentinelConnectionFactory(_PoolOptionsMixin, _SentinelConnectionFactory):
             **(options.get("SENTINEL_KWARGS") or {}),
         }
         super().__init__({**options, "SENTINEL_KWARGS": sentinel_kwargs})
+        self.pool_cls_kwargs = {
+            **self.pool_cls_kwargs,
+            "connection_class": DemotionAwareConnection,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(MasterDemoted,)),
+        }
