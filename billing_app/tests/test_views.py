@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 
+from django.test import override_settings
 from django.utils import timezone
 
 from billing_app.models import Account, Invoice, UsageRecord
 from billing_app.money import month_start
-from techbirdsfly.testing import CacheTestCase
+from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.testing import CacheTestCase, test_redis
 
 from .factories import make_account, make_invoice, make_token, make_usage, make_user
 
@@ -504,3 +507,34 @@ class RedisKeyTests(BillingTestCase):
         for key, limit in limits.items():
             self.assertLessEqual(self.redis.ttl(key), limit)
             self.assertGreater(self.redis.ttl(key), limit - 60)
+
+
+@override_settings(CACHE_BREAKER_COOLDOWN=0.3)
+class RedisOutageTests(BillingTestCase):
+    def test_billing_answers_from_the_database_and_an_old_dump_cannot_bring_back_stale_figures(self):
+        server = test_redis()
+        client = self.as_user(self.owner)
+        summary = f"/api/billing/summary/{self.account.pk}"
+        client.get(summary)
+        self.assertTrue(client.get(summary).json()["fromCache"])
+        server.stop(save=True)  # the dump holds the cached summary
+        try:
+            with self.assertLogs("techbirdsfly.cache", "WARNING"):
+                created = client.post(
+                    "/api/billing/usage", {"accountId": self.account.pk, "metric": "api.call", "units": 10}
+                )
+                self.assertEqual(created.status_code, 201)
+                during = client.get(summary).json()
+            self.assertEqual((during["fromCache"], during["data"]["totalUsageUnits"]), (False, 10))
+            self.assertEqual(
+                list(PendingInvalidation.objects.values_list("app", "scope")),
+                [("billing", f"billing:account:{self.account.pk}")],
+            )
+        finally:
+            server.start()  # from the old dump, stale summary included
+        time.sleep(0.35)  # the breaker's cooldown
+        with self.assertLogs("techbirdsfly.cache", "WARNING"):
+            after = client.get(summary).json()
+        self.assertEqual((after["fromCache"], after["data"]["totalUsageUnits"]), (False, 10))
+        self.assertTrue(client.get(summary).json()["fromCache"])
+        self.assertFalse(PendingInvalidation.objects.exists())
