@@ -22,8 +22,10 @@ list of every installed app's ``seeding`` module (``image_app/seeding.py``), in 
 
 ``SeedContext`` gives a stage ``ctx.rng(name)`` (a ``random.Random`` seeded from ``--seed`` and the
 stage's name, so adding a stage never changes another's data), ``ctx.users`` (the demo users,
-staff excluded), ``ctx.staff``, ``ctx.accounts``, ``ctx.demo_users()`` (a queryset, for resets),
-``ctx.now``, ``ctx.batch_size``, ``ctx.progress(total=, desc=, unit=)`` (a tqdm bar) and ``ctx.log(msg)``.
+staff excluded, saved, in creation order), ``ctx.staff``, ``ctx.accounts``, ``ctx.large_accounts``,
+``ctx.demo_users()`` (a queryset, for resets), ``ctx.now`` (``--now``, default the current hour:
+generate times up to it, so that a run is reproducible), ``ctx.batch_size``,
+``ctx.progress(total=, desc=, unit=)`` (a tqdm bar, silent at --verbosity 0) and ``ctx.log(msg)``.
 """
 
 from __future__ import annotations
