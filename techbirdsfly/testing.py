@@ -101,11 +101,11 @@ class RedisServer:
             self.process.wait(timeout=10)
 
     def pause(self) -> None:
-        if self.process:
+        if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self.process:
+        if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGCONT)
 
     def restart(self, *, from_dump: bool = False) -> RedisServer:
@@ -113,6 +113,12 @@ class RedisServer:
         if not from_dump:
             (self.dir / "dump.rdb").unlink(missing_ok=True)
         return self.start()
+
+    def ensure_running(self) -> None:
+        """Resume it if paused, start it if stopped or killed."""
+        self.resume()
+        if self.process is None or self.process.poll() is not None:
+            self.start()
 
     def cleanup(self) -> None:
         self.resume()
@@ -183,6 +189,12 @@ class CacheTestCase(TestCase):
         self.redis.flushall()  # our private test server only; application code never flushes
         layer.reset_breakers()
         self.api = CommitAPIClient(self)
+
+    def tearDown(self) -> None:
+        # A test may have stopped, killed or paused the private Redis: the next one gets it back.
+        test_redis().ensure_running()
+        layer.reset_breakers()
+        super().tearDown()
 
     def redis_keys(self) -> list[str]:
         return sorted(key.decode() for key in self.redis.scan_iter(count=1000))

@@ -14,13 +14,6 @@ from techbirdsfly.testing import CacheTestCase, GunicornServer, http_json, serve
 
 
 class RevocationInProcessTests(CacheTestCase):
-    def tearDown(self):
-        server = test_redis()
-        if server.process.poll() is not None:
-            server.start()
-        layer.reset_breakers()
-        super().tearDown()
-
     def test_dead_right_after_logout_although_the_record_is_still_in_redis(self):
         make_user(email="x@example.com")
         token = self.api.post("/api/auth/login", {"email": "x@example.com", "password": PASSWORD}).json()
@@ -62,8 +55,7 @@ class RevocationAcrossWorkersTests(TransactionTestCase):
 
     def tearDown(self):
         self.server.stop()
-        if self.redis_server.process.poll() is not None:
-            self.redis_server.start()
+        self.redis_server.ensure_running()
         layer.reset_breakers()
 
     def login(self) -> dict:

@@ -83,13 +83,6 @@ class LoginThrottleTests(CacheTestCase):
 
 @override_settings(CACHE_BREAKER_COOLDOWN=60)
 class ThrottleWithoutRedisTests(CacheTestCase):
-    def tearDown(self):
-        server = test_redis()
-        if server.process.poll() is not None:
-            server.start()
-        layer.reset_breakers()
-        super().tearDown()
-
     def test_failures_are_counted_in_the_database_while_redis_is_down(self):
         make_user(email="t@example.com")
         for _ in range(4):  # counted in Redis

@@ -35,6 +35,7 @@ from django.db import DatabaseError, transaction
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import LockError, ReadOnlyError, RedisError, ResponseError
 
+from . import cluster
 from .breaker import CircuitBreaker
 from .connection import ConnectEpoch
 from .policy import APPS, GENERATION_TTL, KINDS, Kind
@@ -227,12 +228,13 @@ def get_or_compute[T](
             HITS.labels(policy.app).inc()
             return Cached(entry["v"], True)
     else:
-        MISSES.labels(policy.app).inc()
         lock = slot.try_lock()
         if lock is None:
             entry = slot.wait_for_peer()
             if entry is not None:
+                HITS.labels(policy.app).inc()  # served from Redis, filled by the peer
                 return Cached(entry["v"], True)
+        MISSES.labels(policy.app).inc()
     try:
         return Cached(slot.compute_and_store(compute, ttl_of), False)
     finally:
@@ -311,7 +313,6 @@ class _Slot:
             except CacheUnavailable:
                 return None
             if entry is not None:
-                HITS.labels(self.app).inc()
                 return entry
         return None
 
@@ -426,11 +427,15 @@ def app_pattern(app: str, match: str = "*") -> str:
 
 
 def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) -> tuple[int, list[tuple[str, int]]]:
-    """One SCAN step over ``app``'s keys: the next cursor and (key, ttl) pairs."""
+    """One SCAN step over ``app``'s keys: the next cursor and (key, ttl) pairs.
+
+    On Redis Cluster the cursor walks every primary in turn (cluster.scan_page), so it can be larger
+    than a single server's cursor; 0 still starts and ends the walk.
+    """
 
     def step() -> tuple[int, list[tuple[str, int]]]:
         client = _raw(app)
-        next_cursor, keys = client.scan(cursor=cursor, match=app_pattern(app, match), count=count)
+        next_cursor, keys = cluster.scan_page(client, cursor=cursor, match=app_pattern(app, match), count=count)
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.ttl(key)
@@ -441,6 +446,7 @@ def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) 
 
 
 def iter_keys(app: str, match: str = "*", batch: int = 1000) -> Iterator[bytes]:
+    # On Redis Cluster, scan_iter walks every primary.
     client = _raw(app)
     yield from call(app, lambda: list(client.scan_iter(match=app_pattern(app, match), count=batch)))
 
@@ -450,7 +456,10 @@ def count_keys(app: str) -> int:
 
 
 def clear_app(app: str) -> int:
-    """Remove ``app``'s keys with SCAN + UNLINK; other apps' keys stay. Never FLUSHDB."""
+    """Remove ``app``'s keys with SCAN + UNLINK; other apps' keys stay. Never FLUSHDB.
+
+    On Redis Cluster the SCAN walks every primary and UNLINK is split by slot.
+    """
 
     def clear() -> int:
         client = _raw(app)
@@ -470,22 +479,25 @@ def clear_app(app: str) -> int:
 
 def ping(app: str = "auth") -> bool:
     try:
-        return bool(call(app, lambda: _raw(app).ping()))
+        return call(app, lambda: cluster.ping_all(_raw(app)))
     except CacheUnavailable:
         return False
 
 
 def server_info(app: str = "auth") -> dict[str, Any] | None:
-    """Redis version and memory settings, or None when Redis is unavailable."""
+    """Redis version and memory settings, or None when Redis is unavailable.
+
+    On Redis Cluster, memory figures are summed over the primaries.
+    """
 
     def info() -> dict[str, Any]:
         client = _raw(app)
-        server, memory = client.info("server"), client.info("memory")
+        servers, memories = cluster.info_all(client, "server"), cluster.info_all(client, "memory")
         return {
-            "version": server.get("redis_version"),
-            "usedMemory": memory.get("used_memory"),
-            "maxmemory": memory.get("maxmemory"),
-            "maxmemoryPolicy": memory.get("maxmemory_policy"),
+            "version": servers[0].get("redis_version"),
+            "usedMemory": sum(memory.get("used_memory", 0) for memory in memories),
+            "maxmemory": sum(memory.get("maxmemory", 0) for memory in memories),
+            "maxmemoryPolicy": memories[0].get("maxmemory_policy"),
         }
 
     try:

@@ -202,6 +202,7 @@ class CacheAsideTests(CacheTestCase):
 
 class StampedeTests(CacheTestCase):
     def test_concurrent_misses_compute_once(self):
+        before = cache_counts()
         compute = Counter({"heavy": True}, sleep=0.3)
         results = []
 
@@ -213,6 +214,9 @@ class StampedeTests(CacheTestCase):
         self.assertEqual(len(results), 64)
         self.assertTrue(all(r.value == {"heavy": True} for r in results))
         self.assertEqual(sum(not r.from_cache for r in results), 1)
+        # One read per request: one miss (the computing one) and 63 hits (served the peer's value).
+        self.assertEqual(cache_counts()["admin"]["misses"] - before["admin"]["misses"], 1)
+        self.assertEqual(cache_counts()["admin"]["hits"] - before["admin"]["hits"], 63)
 
     @override_settings(CACHE_FILL_WAIT=0.3)
     def test_a_dead_lock_holder_delays_but_never_blocks(self):
@@ -282,12 +286,6 @@ class NamespaceTests(CacheTestCase):
 
 
 class PendingInvalidationTests(CacheTestCase):
-    def tearDown(self):
-        server = test_redis()
-        if server.process.poll() is not None:
-            server.start()
-        super().tearDown()
-
     def test_an_invalidation_made_while_redis_is_down_wins_over_an_old_dump(self):
         scope = "billing:account:5"
         get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "old"}, scope=scope)
