@@ -19,6 +19,9 @@ install: $(BIN)/.installed
 run: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser --noinput 2>/dev/null || true
+	# Demo data (a second run finds it and does nothing): demo users, accounts, usage, invoices, images, preferences.
+	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --users 100 --accounts 250 --usage 50000 \
+		--large-accounts 1 --large-account-usage 20000 --images 40 --preferences 50
 	# A generator worker beside the server, stopped with it (on exit and on Ctrl-C).
 	$(DEMO_ENV) $(BIN)/python manage.py run_generator & GEN=$$!; trap 'kill $$GEN 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000; true

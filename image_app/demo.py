@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -18,11 +18,11 @@ _SIZES = (128, 192, 256)
 _FAILURE = "Demo: the generator ran out of time."
 
 
-def seed_images(*, users: Sequence, rng: random.Random, count: int) -> int:
+def seed_images(*, users: Sequence, rng: random.Random, count: int, now: datetime | None = None) -> int:
     """Create ``count`` images of random ``users``: most queued (run_generator renders them), some failed."""
     if not users or count <= 0:
         return 0
-    now = timezone.now()
+    now = now or timezone.now()
     images = []
     for _ in range(count):
         created = now - timedelta(seconds=rng.randint(60, 30 * 24 * 3600))
