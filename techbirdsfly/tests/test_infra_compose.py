@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
+from django.core.management import get_commands
 from django.test import SimpleTestCase, TransactionTestCase
 
 from techbirdsfly.testing import GunicornServer, server_env
@@ -110,6 +111,7 @@ class ComposeFileTests(SimpleTestCase):
             ["gunicorn", "--config", "infra/gunicorn.conf.py", "techbirdsfly.wsgi:application"],
         )
         self.assertEqual(services["generator"]["command"], ["python", "manage.py", "run_generator"])
+        self.assertIn("run_generator", get_commands())  # the command the generator runs exists
         self.assertEqual(services["migrate"]["command"], ["python", "manage.py", "migrate", "--noinput"])
         self.assertEqual(services["migrate"]["depends_on"], {"postgres": {"condition": "service_healthy"}})
         self.assertIn("/api/health", " ".join(services["web"]["healthcheck"]["test"]))
