@@ -186,8 +186,18 @@ def replay_pending_invalidations() -> bool:
 def _write_generations(app: str, scopes: Iterable[str]) -> None:
     cache = cache_for(app)
     values = {generation_key(scope): secrets.token_hex(8) for scope in scopes}
-    if values:
+    if not values:
+        return
+    try:
         call(app, cache.set_many, values, timeout=GENERATION_TTL)
+    except CacheUnavailable as exc:
+        if not isinstance(exc.__cause__, ResponseError) or isinstance(exc.__cause__, ReadOnlyError):
+            raise
+        # Redis answers but refuses writes (OOM at maxmemory under noeviction): DEL needs no memory,
+        # and a scope without a generation has no valid entry, in every process at once. Parked in
+        # the database instead, the invalidation would wait for a reconnect that never comes while
+        # every process served the stale entries (found by faults/tests/test_redis_faults.py).
+        call(app, cache.delete_many, list(values))
 
 
 # --- the public API ---------------------------------------------------------------------------
@@ -373,6 +383,10 @@ def _invalidate_now(app: str, scopes: Iterable[str]) -> None:
     except CacheUnavailable:
         PendingInvalidation.objects.bulk_create([PendingInvalidation(app=app, scope=scope) for scope in scopes])
         logger.info("Redis unavailable: kept %d invalidation(s) of %s for replay", len(scopes), app)
+        # Replay before this process trusts Redis again, even if no connection of its pool broke (the
+        # breaker may have opened on another connection's timeout): its next read replays.
+        with ConnectEpoch.lock:
+            ConnectEpoch.synced = min(ConnectEpoch.synced, ConnectEpoch.connects - 1)
 
 
 def window_increment(kind: str, key: str) -> int | None:
