@@ -312,18 +312,28 @@ class _Slot:
             call(self.app, lock.release)
 
     def wait_for_peer(self) -> dict[str, Any] | None:
-        """Poll for the entry another caller is computing; None when it does not come in time."""
+        """Poll for the entry another caller is computing; None when it does not come in time.
+
+        Also None as soon as the peer lets go of the fill lock without an entry: its value is one
+        that is not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB) or its compute
+        failed, and nothing will come. Waiting out CACHE_FILL_WAIT then made every concurrent request
+        for such a key take 5 s (found by faults/tests/test_fill_waits.py).
+        """
         deadline = time.monotonic() + settings.CACHE_FILL_WAIT
         pause = 0.005
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             try:
+                # The lock first: a peer stores its entry before it unlocks.
+                held = call(self.app, self.cache.has_key, f"{self.key}:lock")
                 entry = self.read()
             except CacheUnavailable:
                 return None
             if entry is not None:
                 return entry
+            if not held:
+                return None
         return None
 
     def compute_and_store(self, compute: Callable[[], T], ttl_of: Callable[[T], int] | None) -> T:

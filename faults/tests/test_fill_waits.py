@@ -1,0 +1,62 @@
+"""Concurrent misses on a value that is never cached must not wait for a fill that will not come.
+
+Single flight (techbirdsfly/cache/layer.py) makes concurrent misses of one key wait for the caller
+that computes it. Some values are computed but not stored: an unknown image id (TTL 0, since the
+image may be created a moment later) or a value over 1 MB. The fault suite found that concurrent
+requests for such a key each waited CACHE_FILL_WAIT (5 s) for an entry that never came.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from django.test import TransactionTestCase
+
+from faults.load import request
+from faults.tests.support import make_actors
+from techbirdsfly.cache import layer
+from techbirdsfly.testing import GunicornServer, server_env, test_redis
+
+BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
+
+
+class UncachedValueWaitTests(TransactionTestCase):
+    serialized_rollback = True
+
+    def setUp(self) -> None:
+        test_redis().ensure_running()
+        test_redis().client().flushall()  # the private test server only
+        layer.reset_breakers()
+        self.server = GunicornServer(env=server_env(), workers=2).start()
+        self.addCleanup(self.server.stop)
+        self.actor = make_actors(1, tag="waits")[0]
+
+    def concurrent_gets(self, path: str, n: int = 12) -> list:
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(lambda _: request(self.server.url, "GET", path, token=self.actor.token), range(n)))
+
+    def bound(self) -> float:
+        """BOUND over the slowest of the same burst of requests for a cached image (the box may be busy)."""
+        own = f"/api/images/{self.actor.image_id}"
+        request(self.server.url, "GET", own, token=self.actor.token)
+        return max(reply.latency for reply in self.concurrent_gets(own)) + BOUND
+
+    def test_concurrent_requests_for_an_unknown_image_do_not_wait_for_each_other(self):
+        bound = self.bound()
+        for _ in range(3):
+            replies = self.concurrent_gets("/api/images/987654321")
+            self.assertEqual({reply.status for reply in replies}, {404})
+            slowest = max(reply.latency for reply in replies)
+            self.assertLess(slowest, bound, f"a request waited {slowest:.2f}s for a fill that never came")
+
+    def test_concurrent_requests_with_one_bogus_token_do_not_wait_for_each_other(self):
+        # A token that is not valid is not cached (TTL 0): a flood of requests carrying one must not
+        # hold every server thread for 5 s.
+        bound = self.bound()
+        for _ in range(3):
+            with ThreadPoolExecutor(12) as pool:
+                replies = list(
+                    pool.map(lambda _: request(self.server.url, "GET", "/api/auth/me", token="bogus-token"), range(12))
+                )
+            self.assertEqual({reply.status for reply in replies}, {401})
+            self.assertLess(max(reply.latency for reply in replies), bound)
