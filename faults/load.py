@@ -37,6 +37,7 @@ class Reply:
     latency: float
     started: float
     error: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_json(self) -> bool:
@@ -70,6 +71,7 @@ def request(
         response = connection.getresponse()
         payload = response.read()
         status, content_type = response.status, response.getheader("Content-Type", "")
+        received = {name.lower(): value for name, value in response.getheaders()}
     except (OSError, http.client.HTTPException) as exc:
         return Reply(method, path, None, None, "", time.monotonic() - started, started, f"{type(exc).__name__}: {exc}")
     finally:
@@ -79,7 +81,7 @@ def request(
         decoded = json.loads(payload) if payload else None
     except ValueError:
         decoded = payload[:200].decode(errors="replace")
-    return Reply(method, path, status, decoded, content_type, latency, started)
+    return Reply(method, path, status, decoded, content_type, latency, started, headers=received)
 
 
 # --- actors and their ledgers --------------------------------------------------------------------
