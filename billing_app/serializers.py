@@ -11,24 +11,12 @@ from typing import Any
 from rest_framework import serializers
 
 from techbirdsfly.converters import BIGINT_MAX
+from techbirdsfly.fields import StrictIntegerField
 
 from .models import MAX_UNITS, Account, Invoice, UsageRecord
 from .money import cents, iso, usage_amount
 
 # --- request bodies --------------------------------------------------------------------------------
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer. DRF's IntegerField also takes "5", true and 5.0; an id or a unit count must not."""
-
-    default_error_messages = {
-        "strict": "A whole number is required, written as a JSON integer (not a string, boolean or fraction).",
-    }
-
-    def to_internal_value(self, data: Any) -> int:
-        if type(data) is not int:  # bool is a subclass of int
-            self.fail("strict")
-        return super().to_internal_value(data)
 
 
 class AccountCreateSerializer(serializers.Serializer):

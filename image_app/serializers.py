@@ -5,28 +5,12 @@ import re
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
+from techbirdsfly.fields import StrictCharField, StrictIntegerField
+
 from .models import Image
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer in the JSON, not a string or float or boolean that could be read as one."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    """A JSON string, not a number turned into one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class ImageCreateSerializer(serializers.Serializer):

@@ -6,6 +6,8 @@ import zoneinfo
 
 from rest_framework import serializers
 
+from techbirdsfly.fields import StrictBooleanField, StrictCharField
+
 from .models import UserPreferences
 
 # A BCP 47 language tag, loosely: a 2-3 letter language and optional subtags (en, en-US, zh-Hant-TW).
@@ -18,22 +20,6 @@ def time_zones() -> frozenset[str]:
     """IANA zone names of the system's (or the tzdata package's) database. Read once per process."""
     # "localtime" is a host file, not a zone; "Factory" is a placeholder meaning "not set".
     return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON true or false, not "yes" or 1."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 class NotificationsSerializer(serializers.Serializer):
