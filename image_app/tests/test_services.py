@@ -72,9 +72,12 @@ class ImageUpdateTests(CacheTestCase):
         self.assertIsNotNone(first)
         with self.captureOnCommitCallbacks(execute=False) as callbacks:
             services.image_release(image=self.image, worker="w")
-        self.assertEqual(self.redis.get(key), first)  # not before the commit
+        # Before the commit the scope is only marked as being written (reads bypass the cache)...
+        self.assertIn(b'"w:', self.redis.get(key))
         for callback in callbacks:
             callback()
+        # ...and after it, a new generation.
+        self.assertNotIn(b'"w:', self.redis.get(key))
         self.assertNotEqual(self.redis.get(key), first)
 
 

@@ -65,6 +65,10 @@ _UNAVAILABLE = (RedisError, ConnectionInterrupted, OSError)
 
 # A fill lock outlives any sane compute; if its holder dies, the entry is free again after this.
 FILL_LOCK_TTL = 10.0
+# A generation starting with WRITING marks a scope whose transaction has not committed yet
+# (see ``invalidate``); the mark outlives any sane transaction and expires after a rollback.
+WRITING = "w:"
+WRITING_TTL = 30
 # XFetch's beta: above 1 refreshes earlier, below 1 later.
 EARLY_REFRESH_BETA = 1.0
 
@@ -183,13 +187,13 @@ def replay_pending_invalidations() -> bool:
     return len(pending) < 5000 or replay_pending_invalidations()
 
 
-def _write_generations(app: str, scopes: Iterable[str]) -> None:
+def _write_generations(app: str, scopes: Iterable[str], *, prefix: str = "", ttl: int = GENERATION_TTL) -> None:
     cache = cache_for(app)
-    values = {generation_key(scope): secrets.token_hex(8) for scope in scopes}
+    values = {generation_key(scope): prefix + secrets.token_hex(8) for scope in scopes}
     if not values:
         return
     try:
-        call(app, cache.set_many, values, timeout=GENERATION_TTL)
+        call(app, cache.set_many, values, timeout=ttl)
     except CacheUnavailable as exc:
         if not isinstance(exc.__cause__, ResponseError) or isinstance(exc.__cause__, ReadOnlyError):
             raise
@@ -237,6 +241,9 @@ def get_or_compute[T](
         if lock is None:  # another caller is refreshing it: keep serving this one
             HITS.labels(policy.app).inc()
             return Cached(entry["v"], True)
+    elif slot.being_written:
+        MISSES.labels(policy.app).inc()
+        return Cached(compute(), False)
     else:
         lock = slot.try_lock()
         if lock is None:
@@ -273,6 +280,7 @@ class _Slot:
         self.key = key
         self.gen_key = gen_key
         self.generation: str | None = None
+        self.distrusted = False  # the last read came over a new connection, before the sync
 
     def read(self) -> dict[str, Any] | None:
         """The current entry, or None on a miss; raises CacheUnavailable."""
@@ -286,12 +294,20 @@ class _Slot:
         except CorruptValue as exc:
             logger.warning("ignoring an unreadable cache entry %s: %s", self.key, exc)
             entry, self.generation = None, None
-        if _distrust_read(start):
+        self.distrusted = _distrust_read(start)
+        if self.distrusted:
             self.generation = None
+            return None
+        if self.being_written:
             return None
         if not isinstance(entry, dict) or "v" not in entry or entry.get("g") != self.generation:
             return None
         return entry
+
+    @property
+    def being_written(self) -> bool:
+        """A transaction that changes this scope has not finished: use the database, store nothing."""
+        return isinstance(self.generation, str) and self.generation.startswith(WRITING)
 
     def try_lock(self) -> Any | None:
         """Take this entry's fill lock, or None when another caller holds it.
@@ -332,7 +348,7 @@ class _Slot:
                 return None
             if entry is not None:
                 return entry
-            if not held:
+            if self.being_written or (not held and not self.distrusted):
                 return None
         return None
 
@@ -341,6 +357,8 @@ class _Slot:
             if self.gen_key and self.generation is None:
                 self.generation = _ensure_generation(self.app, self.cache, self.gen_key)
         except CacheUnavailable:
+            return compute()
+        if self.being_written:
             return compute()
         began = time.monotonic()
         result = compute()
@@ -376,12 +394,32 @@ def _ensure_generation(app: str, cache: Any, gen_key: str) -> str:
 def invalidate(app: str, *scopes: str) -> None:
     """Make every entry of ``scopes`` stale, once the current transaction commits (now if none).
 
+    Inside a transaction the scopes are first marked *being written*: until the new generation is
+    written after the commit, reads of those scopes go to the database and store nothing. So no
+    read that starts after the commit is served pre-write data, not even in the instant between
+    the commit and the invalidation (a logout, say, is final the moment it commits). If the
+    transaction rolls back, the mark expires by itself within WRITING_TTL.
+
     If Redis cannot be reached the invalidation is kept in the database and replayed later, so it
     is never lost (see the module docstring).
     """
-    if scopes:
-        cache_for(app)  # fail fast on an unknown app
-        transaction.on_commit(lambda: _invalidate_now(app, scopes), robust=True)
+    if not scopes:
+        return
+    cache_for(app)  # fail fast on an unknown app
+    if _in_transaction():
+        with contextlib.suppress(CacheUnavailable):
+            _write_generations(app, scopes, prefix=WRITING, ttl=WRITING_TTL)
+    transaction.on_commit(lambda: _invalidate_now(app, scopes), robust=True)
+
+
+def _in_transaction() -> bool:
+    """Inside a transaction that will commit later: an atomic block other than a TestCase's own.
+
+    Django's TestCase wraps each test in atomic blocks it flags ``_from_testcase``; a write made
+    directly in a test body behaves as in autocommit, as in production outside ``atomic``.
+    """
+    blocks = transaction.get_connection().atomic_blocks
+    return any(not getattr(block, "_from_testcase", False) for block in blocks)
 
 
 def _invalidate_now(app: str, scopes: Iterable[str]) -> None:

@@ -7,7 +7,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.test import override_settings
 
 from techbirdsfly.cache import APPS, KINDS, cache_counts, clear_app, get_or_compute, invalidate, layer, scan_keys
@@ -162,6 +162,26 @@ class CacheAsideTests(CacheTestCase):
         self.assertEqual(stale, ({"balance": "1.00"}, False))
         fresh = get_or_compute("billing.summary", "billing:summary:9", lambda: dict(state), scope="billing:account:9")
         self.assertEqual(fresh, ({"balance": "2.00"}, False))
+
+    def test_between_a_write_and_its_commit_reads_use_the_database_and_store_nothing(self):
+        scope, key = "billing:account:3", "billing:summary:3"
+        get_or_compute("billing.summary", key, lambda: {"v": "old"}, scope=scope)
+        with self.captureOnCommitCallbacks(execute=True), transaction.atomic():
+            invalidate("billing", scope)  # the transaction has not committed yet
+            during = get_or_compute("billing.summary", key, lambda: {"v": "uncommitted"}, scope=scope)
+            again = get_or_compute("billing.summary", key, lambda: {"v": "still"}, scope=scope)
+        self.assertEqual((during, again), (({"v": "uncommitted"}, False), ({"v": "still"}, False)))
+        after = get_or_compute("billing.summary", key, lambda: {"v": "committed"}, scope=scope)
+        self.assertEqual(after, ({"v": "committed"}, False))
+        self.assertEqual(get_or_compute("billing.summary", key, dict, scope=scope), ({"v": "committed"}, True))
+
+    def test_the_mark_of_a_rolled_back_write_expires_by_itself(self):
+        scope = "billing:account:4"
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            invalidate("billing", scope)
+            raise RuntimeError("rollback")
+        ttl = self.redis.ttl("BillingService_billing:account:4:gen")
+        self.assertTrue(0 < ttl <= layer.WRITING_TTL, ttl)
 
     def test_values_over_one_megabyte_are_served_but_not_cached(self):
         big = "x" * (MAX_VALUE_BYTES + 1)
