@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.test import TestCase
+from django.test import TestCase, TransactionTestCase
 from django.test.runner import DiscoverRunner
 from django.test.utils import override_settings
 from redis.backoff import NoBackoff
@@ -61,6 +61,8 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
 
     def start(self) -> RedisServer:
+        if self.process is not None and self.process.poll() is None:
+            return self  # already running (a second server could not bind the port anyway)
         command = [self.binary]
         if self.conf:
             command.append(str(self.conf))
@@ -202,6 +204,29 @@ class CacheTestCase(TestCase):
 
     def redis_keys(self) -> list[str]:
         return sorted(key.decode() for key in self.redis.scan_iter(count=1000))
+
+
+class LiveTestCase(TransactionTestCase):
+    """For tests whose data other processes must see (gunicorn, workers, threads): real commits.
+
+    ``serialized_rollback`` restores the migrated data (the price list) after each test's flush; every
+    TransactionTestCase in the project must keep it on, or the next one that does fails to restore.
+    """
+
+    serialized_rollback = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.redis_server = test_redis()
+        self.redis_server.ensure_running()
+        self.redis = self.redis_server.client()
+        self.redis.flushall()  # our private test server only
+        layer.reset_breakers()
+
+    def tearDown(self) -> None:
+        self.redis_server.ensure_running()
+        layer.reset_breakers()
+        super().tearDown()
 
 
 class GunicornServer:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-from django.test import TransactionTestCase
-
 from auth_app.models import AuthToken
 from auth_app.tests.factories import PASSWORD, make_user
 from techbirdsfly.cache import layer
 from techbirdsfly.models import PendingInvalidation
-from techbirdsfly.testing import CacheTestCase, GunicornServer, http_json, server_env, test_redis
+from techbirdsfly.testing import CacheTestCase, GunicornServer, LiveTestCase, http_json, server_env, test_redis
 
 
 class RevocationInProcessTests(CacheTestCase):
@@ -43,20 +41,14 @@ class RevocationInProcessTests(CacheTestCase):
         self.assertFalse(PendingInvalidation.objects.exists())
 
 
-class RevocationAcrossWorkersTests(TransactionTestCase):
+class RevocationAcrossWorkersTests(LiveTestCase):
     """Two gunicorn workers, each with its own connections and breaker, and the test process."""
 
     def setUp(self):
-        self.redis_server = test_redis()
-        self.redis_server.client().flushall()
-        layer.reset_breakers()
+        super().setUp()
         self.server = GunicornServer(env=server_env(CACHE_BREAKER_COOLDOWN="0.2"), workers=2).start()
+        self.addCleanup(self.server.stop)
         self.base = self.server.url
-
-    def tearDown(self):
-        self.server.stop()
-        self.redis_server.ensure_running()
-        layer.reset_breakers()
 
     def login(self) -> dict:
         # Registered through the server, so the password is hashed with its (production) hashers.

@@ -87,6 +87,8 @@ class Worker:
 
 @unittest.skipUnless(connection.vendor == "postgresql", "several workers need PostgreSQL's row locks")
 class WorkerProcessTests(TransactionTestCase):
+    serialized_rollback = True  # keeps the migrated price list for the tests that follow
+
     def setUp(self) -> None:
         super().setUp()
         test_redis().client().flushall()  # our private test server only

@@ -300,6 +300,8 @@ class HealthCheckCommandTests(SimpleTestCase):
 
 
 class AppUnderComposeEnvironmentTests(TransactionTestCase):
+    serialized_rollback = True  # keeps the migrated price list for the tests that follow
+
     def compose_env(self, path: Path) -> dict[str, str]:
         values = {**{k: "x" * 16 for k in env_example() if re.search(r"PASSWORD|SECRET", k)}, **PASSWORDS}
         raw = load(path)["services"]["web"]["environment"]

@@ -68,6 +68,8 @@ class RequestStream:
 
 
 class SentinelFailoverTests(TransactionTestCase):
+    serialized_rollback = True  # keeps the migrated price list for the tests that follow
+
     def setUp(self) -> None:
         self.master = RedisNode().start()
         self.addCleanup(self.master.cleanup)
