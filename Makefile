@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_ENV := DJANGO_DEBUG=1 DJANGO_SUPERUSER_EMAIL=admin@techbirdsfly.local DJANGO_SUPERUSER_PASSWORD=admin-demo-password
 
-.PHONY: install run test lint format clean
+.PHONY: install run test bench lint format clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.12+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 12) else None'
@@ -29,6 +29,11 @@ run: install
 test: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(TESTS)
+
+# The benchmark (bench/run.py): seeds or reuses PostgreSQL database tbf_bench (BENCH_DATABASE_URL),
+# starts its own Redis and gunicorn servers, needs wrk (apt-get install -y wrk); writes bench/RESULTS.md.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,85 @@
+"""What one cache hit costs: SQL queries and Redis round trips, counted in-process and on the server."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .load import Endpoint
+
+
+@dataclass
+class HitCost:
+    requests: int
+    sql_per_request: float
+    round_trips_per_request: float
+    hits: int
+    statuses: list[int]
+
+
+@contextlib.contextmanager
+def count_round_trips() -> Iterator[list[int]]:
+    """Count every write of a command (or a pipeline) to a Redis socket: one per round trip."""
+    from redis.connection import AbstractConnection
+
+    counter = [0]
+    lock = threading.Lock()
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> Any:
+        with lock:
+            counter[0] += 1
+        return original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield counter
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+def hit_cost(endpoint: Endpoint, *, requests: int = 20) -> HitCost:
+    """Run ``endpoint`` in this process through Django's test client, after one warming request.
+
+    Uses the same settings, database and Redis as the cached server, so the entries it reads are
+    the server's.
+    """
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {endpoint.token}"} if endpoint.token else {}
+    client = Client(**headers)
+
+    def send() -> Any:
+        return client.generic(endpoint.method, endpoint.path, data=endpoint.body or "", content_type="application/json")
+
+    send()  # fill the cache if it is cold
+    statuses, hits = [], 0
+    with CaptureQueriesContext(connection) as queries, count_round_trips() as trips:
+        for _ in range(requests):
+            response = send()
+            statuses.append(response.status_code)
+            hits += b'"fromCache":true' in response.content
+    return HitCost(
+        requests=requests,
+        sql_per_request=len(queries.captured_queries) / requests,
+        round_trips_per_request=trips[0] / requests,
+        hits=hits,
+        statuses=sorted(set(statuses)),
+    )
+
+
+def command_counts(client: Any) -> dict[str, int]:
+    """Redis INFO commandstats: calls per command, for deltas over a load run."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    ignore = {"info"}  # our own INFO calls
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    return {name: n for name, n in sorted(delta.items()) if n and name not in ignore}

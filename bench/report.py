@@ -1,0 +1,379 @@
+"""bench/RESULTS.md from the figures of one run, with a verdict on each target of issue 7."""
+
+from __future__ import annotations
+
+# Issue 7's targets.
+FLOOR_RPS_SHARE = 0.70
+FLOOR_P50_FACTOR = 1.5
+SPEEDUP = {"dashboard": 100, "summary_largest": 50}
+MAX_ROUND_TRIPS = 2
+# "No cliff": p99 across a natural expiry within this factor of the steady run's p99.
+CLIFF_FACTOR = 1.5
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def _x(value: float) -> str:
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**MISSED**"
+
+
+def _rps(run: dict) -> float:
+    return run["requests"] / run["seconds"] if run["seconds"] else 0.0
+
+
+def _p50(run: dict) -> float:
+    return run["latency_ms"]["p50"]
+
+
+def _p99(run: dict) -> float:
+    return run["latency_ms"]["p99"]
+
+
+def _cpu_ms(run: dict, name: str) -> float:
+    seconds = run.get("extra", {}).get("cpu", {}).get(name)
+    return seconds * 1000 / run["requests"] if seconds is not None and run["requests"] else 0.0
+
+
+def _cpu(run: dict, name: str) -> str:
+    if name not in run.get("extra", {}).get("cpu", {}):
+        return "-"
+    return f"{_cpu_ms(run, name):.3f}"
+
+
+def _speedup_runs(row: dict) -> tuple[dict, dict, str]:
+    if "cached_1" in row:
+        return row["cached_1"], row["bypass_1"], "1 client"
+    return row["cached"], row["bypass"], "under load"
+
+
+def _commands_per_request(row: dict) -> float:
+    requests = row["cached"]["requests"]
+    return sum(row["redis_commands"].values()) / requests if requests else 0.0
+
+
+def target_checks(results: dict) -> list[tuple[str, str, bool, str]]:
+    """(target, figure, met, detail) for each target."""
+    checks = []
+    rows = results["endpoints"]
+    worst_sql = max(row["hit_cost"]["sql_per_request"] for row in rows.values())
+    worst_trips = max(rows.values(), key=lambda row: row["hit_cost"]["round_trips_per_request"])
+    checks.append(
+        (
+            "a hit costs no SQL query",
+            f"max {worst_sql:g} queries per hit",
+            worst_sql == 0,
+            "in-process count (CaptureQueriesContext) over every endpoint",
+        )
+    )
+    trips = worst_trips["hit_cost"]["round_trips_per_request"]
+    checks.append(
+        (
+            f"a hit costs ≤ {MAX_ROUND_TRIPS} Redis round trips, token validation included",
+            f"max {trips:g} ({worst_trips['label']})",
+            trips <= MAX_ROUND_TRIPS,
+            "in-process count of socket writes; INFO commandstats under load agrees (table below)",
+        )
+    )
+    for row in rows.values():
+        floor, cached = row["floor"], row["cached"]
+        share = _rps(cached) / _rps(floor) if _rps(floor) else 0.0
+        factor = _p50(cached) / _p50(floor) if _p50(floor) else float("inf")
+        checks.append(
+            (
+                f"{row['label']}: ≥ {FLOOR_RPS_SHARE:.0%} of the floor's requests/s, "
+                f"p50 ≤ {FLOOR_P50_FACTOR}x the floor's",
+                f"{share:.0%} of the floor's req/s; p50 {factor:.2f}x the floor's",
+                share >= FLOOR_RPS_SHARE and factor <= FLOOR_P50_FACTOR,
+                f"{_rps(cached):,.0f} vs {_rps(floor):,.0f} req/s; p50 {_ms(_p50(cached))} vs {_ms(_p50(floor))} ms",
+            )
+        )
+    for name, wanted in SPEEDUP.items():
+        row = rows[name]
+        cached, bypass, how = _speedup_runs(row)
+        ratio = _p50(bypass) / _p50(cached) if _p50(cached) else 0.0
+        checks.append(
+            (
+                f"{row['label']}: p50 ≥ {wanted}x faster cached than uncached",
+                f"{_x(ratio)} ({how})",
+                ratio >= wanted,
+                f"p50 {_ms(_p50(cached))} ms cached vs {_ms(_p50(bypass))} ms uncached",
+            )
+        )
+    bursts = results["stampede"]["bursts"]
+    computes = [b["computes"] for b in bursts]
+    checks.append(
+        (
+            "a hot key expiring under 64 concurrent requests is computed once",
+            f"computes per burst: {', '.join(map(str, computes))}",
+            all(c == 1 for c in computes),
+            f"{len(bursts)} bursts of {bursts[0]['concurrency']} simultaneous requests",
+        )
+    )
+    load = results["stampede"]["load"]
+    if "steady" in load and "expiry" in load:
+        factor = _p99(load["expiry"]) / _p99(load["steady"]) if _p99(load["steady"]) else float("inf")
+        checks.append(
+            (
+                f"no latency cliff at expiry (p99 across a natural expiry ≤ {CLIFF_FACTOR}x steady p99)",
+                f"p99 {_ms(_p99(load['expiry']))} ms vs {_ms(_p99(load['steady']))} ms steady ({factor:.2f}x); "
+                f"{load['expiry']['extra']['computes']} recomputation(s)",
+                factor <= CLIFF_FACTOR,
+                f"{load['expiry']['connections']} connections",
+            )
+        )
+    return checks
+
+
+def verdicts(results: dict) -> list[str]:
+    return [f"{'ok    ' if met else 'MISSED'} {target}: {figure}" for target, figure, met, _ in target_checks(results)]
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    plan = results["plan"]
+    fx = results["fixtures"]
+    lines: list[str] = []
+    add = lines.append
+    smoke = plan["smoke"]
+    add("# Benchmark results" + (" (SMOKE RUN: tiny data, figures mean nothing)" if smoke else ""))
+    add("")
+    add(f"Written by `{results['command']}` (`make bench`) on {m['date']}, commit `{m['commit']}`. ")
+    add("Rerun it to replace this file; see bench/run.py for what each step does.")
+    add("")
+    add("## Machine and setup")
+    add("")
+    add(
+        f"- **Machine:** {m['nproc']} CPUs ({m['usable_cpus']} usable), {m['cpu']}, {m['ram_gib']} GiB RAM, "
+        f"Linux {m['kernel']}."
+    )
+    add(
+        f"- **Load on the machine:** loadavg {' / '.join(map(str, m['loadavg_before']))} (1/5/15 min) before the run, "
+        f"{' / '.join(map(str, m['loadavg_after']))} after. The machine is shared: other work ran beside the "
+        "benchmark, and wrk, gunicorn, PostgreSQL and Redis all share these CPUs."
+    )
+    pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    add(
+        f"- **Versions:** Python {m['python']}, {pkgs}; PostgreSQL {m['postgresql']}, "
+        f"Redis {m['redis_server']}, {m['wrk']}."
+    )
+    add(
+        f"- **Data** (database `{m['database']}`, {results['seeding']}): {fx['users']:,} users, "
+        f"{fx['accounts']:,} accounts, {fx['usage_records']:,} usage records, {fx['images']:,} images. "
+        f"Largest account: #{fx['largest_account']} with "
+        f"{fx['largest_records']:,} records; typical (median) account: #{fx['typical_account']} with "
+        f"{fx['typical_records']:,}. Large accounts: "
+        + ", ".join(f"#{a} ({n:,})" for a, n in fx["large_accounts"])
+        + f". Newest usage record: {fx['newest_usage']}."
+    )
+    add(
+        f"- **Servers:** {results['servers']['main']} (infra/gunicorn.conf.py defaults for this machine), "
+        "serving `bench.wsgi` on loopback, each with a redis-server of its own. *Cached*: the app as it is. "
+        "*Bypassed*: the same app with `BENCH_CACHE_BYPASS=1`, which replaces `get_or_compute` by a plain "
+        "`compute()` (bench/bypass.py) -- every read, token validation included, goes to PostgreSQL and none to Redis "
+        f"(the bypassed server's Redis saw: {results['bypass_redis_commands'] or 'no commands'})."
+    )
+    add(
+        f"- **Load:** wrk, closed loop, keep-alive, {plan['connections']} connections, one token per endpoint (a hot "
+        f"key). Per endpoint, {plan['rounds']} rounds of [floor, cached, bypassed] for {plan['seconds']} s each, then "
+        f"{plan['single_rounds']} rounds of the same with 1 connection for {plan['single_seconds']} s each; requests/s "
+        "are over all rounds, percentiles the median round's. Alternating rounds spread the machine's other load over "
+        "all three alike. The **floor** is `GET /bench/floor`: a DRF view behind the same middleware that touches "
+        "neither Redis nor the database."
+    )
+    add(
+        "- **CPU per request** is the user + system CPU time that the server's gunicorn workers, its redis-server and "
+        "the database's PostgreSQL backends spent during the runs (from /proc and INFO cpu), divided by the requests "
+        "served: unlike requests/s it hardly moves with other load on the machine."
+    )
+    add("")
+    add("## Targets (issue 7)")
+    add("")
+    add("| target | this run | verdict |")
+    add("|---|---|---|")
+    for target, figure, met, detail in target_checks(results):
+        add(f"| {target} | {figure} ({detail}) | {_ok(met)} |")
+    add("")
+    rows = list(results["endpoints"].values())
+    add(f"## Endpoints: cached vs bypassed, {plan['connections']} concurrent clients")
+    add("")
+    add(
+        "| endpoint | cached req/s | p50 ms | p99 ms | bypassed req/s | p50 ms | p99 ms | req/s ratio | p50 ratio "
+        "| hits |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        c, b = row["cached"], row["bypass"]
+        add(
+            f"| {row['label']} | {_rps(c):,.0f} | {_ms(_p50(c))} | {_ms(_p99(c))} | {_rps(b):,.1f} | {_ms(_p50(b))} "
+            f"| {_ms(_p99(b))} | {_x(_rps(c) / _rps(b)) if _rps(b) else 'inf'} | {_x(_p50(b) / _p50(c))} "
+            f"| {c['from_cache']:,}/{c['requests']:,} |"
+        )
+    add("")
+    add(
+        "*hits*: responses of the cached runs with `fromCache: true`; the bypassed runs had "
+        + ", ".join(str(row["bypass"]["from_cache"]) for row in rows)
+        + ". Non-200 answers or socket errors: cached "
+        + ", ".join(str(row["cached"]["not_ok"] + sum(row["cached"]["errors"].values())) for row in rows)
+        + "; bypassed "
+        + ", ".join(str(row["bypass"]["not_ok"] + sum(row["bypass"]["errors"].values())) for row in rows)
+        + "."
+    )
+    add("")
+    add("## Cached endpoints vs the floor")
+    add("")
+    add(
+        "| endpoint | floor req/s | cached req/s | % of floor | floor p50 ms | cached p50 ms | ratio "
+        "| floor p50, 1 client | cached p50, 1 client | ratio | floor app CPU ms/req | cached app CPU ms/req "
+        "| + Redis CPU ms/req |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        c, f = row["cached"], row["floor"]
+        c1, f1 = row.get("cached_1"), row.get("floor_1")
+        single = f"{_ms(_p50(f1))} | {_ms(_p50(c1))} | {_p50(c1) / _p50(f1):.2f}x" if c1 and f1 else "- | - | -"
+        add(
+            f"| {row['label']} | {_rps(f):,.0f} | {_rps(c):,.0f} | {_rps(c) / _rps(f):.0%} | {_ms(_p50(f))} "
+            f"| {_ms(_p50(c))} | {_p50(c) / _p50(f):.2f}x | {single} | {_cpu(f, 'app')} | {_cpu(c, 'app')} "
+            f"| {_cpu(c, 'redis')} |"
+        )
+    add("")
+    if plan["single_rounds"]:
+        add("## Endpoints: unloaded latency (1 client)")
+        add("")
+        add("Queueing behind other requests inflates latencies under load, most of all the slow uncached ones; "
+            "with one client each figure is the cost of one request.")  # fmt: skip
+        add("")
+        add(
+            "| endpoint | cached p50 ms | p99 ms | req/s | bypassed p50 ms | p99 ms | req/s "
+            "| p50 ratio (bypassed / cached) |"
+        )
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows:
+            c, b = row["cached_1"], row["bypass_1"]
+            add(
+                f"| {row['label']} | {_ms(_p50(c))} | {_ms(_p99(c))} | {_rps(c):,.0f} "
+                f"| {_ms(_p50(b))} | {_ms(_p99(b))} "
+                f"| {_rps(b):,.1f} | {_x(_p50(b) / _p50(c))} |"
+            )
+        add("")
+    add("## CPU per request, cached vs bypassed (under load)")
+    add("")
+    add("| endpoint | cached: app | Redis | PostgreSQL | total ms | bypassed: app | PostgreSQL | total ms | ratio |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        c, b = row["cached"], row["bypass"]
+        ct = sum(_cpu_ms(c, k) for k in ("app", "redis", "postgres"))
+        bt = sum(_cpu_ms(b, k) for k in ("app", "postgres"))
+        add(
+            f"| {row['label']} | {_cpu(c, 'app')} | {_cpu(c, 'redis')} | {_cpu(c, 'postgres')} | {ct:.3f} "
+            f"| {_cpu(b, 'app')} | {_cpu(b, 'postgres')} | {bt:.3f} | {_x(bt / ct) if ct else '-'} |"
+        )
+    add("")
+    add("## What a hit costs")
+    add("")
+    add(
+        "SQL queries and Redis round trips per request, counted in-process (Django's test client against the same "
+        "database and Redis; CaptureQueriesContext, and a counter on redis-py's socket writes, where a pipeline "
+        "would count once), and Redis commands per request on the cached server under load "
+        "(INFO commandstats delta / wrk's request count)."
+    )
+    add("")
+    add("| endpoint | SQL per hit | Redis round trips per hit | Redis commands per request under load | commands |")
+    add("|---|---:|---:|---:|---|")
+    for row in results["endpoints"].values():
+        hc = row["hit_cost"]
+        commands = ", ".join(f"{k} {v:,}" for k, v in row["redis_commands"].items())
+        add(
+            f"| {row['label']} | {hc['sql_per_request']:g} | {hc['round_trips_per_request']:g} "
+            f"| {_commands_per_request(row):.3f} | {commands} |"
+        )
+    add("")
+    st = results["stampede"]
+    add("## Stampede: a hot key expiring under concurrent load")
+    add("")
+    add(
+        f"**Cold burst:** the key is deleted, then {st['bursts'][0]['concurrency']} requests are sent at the same "
+        "instant (one connection each, released by a barrier). *Computes* is the delta of "
+        "`techbirdsfly_cache_computes_total` on the server's /metrics."
+    )
+    add("")
+    add("| endpoint | requests | computes | misses counted | answered from cache | statuses | p50 ms | max ms |")
+    add("|---|---:|---:|---:|---:|---|---:|---:|")
+    for b in st["bursts"]:
+        add(
+            f"| {b['endpoint']} | {b['concurrency']} | {b['computes']} | {b['misses']} | {b['from_cache']} "
+            f"| {', '.join(map(str, b['statuses']))} | {_ms(b['p50_ms'])} | {_ms(b['max_ms'])} |"
+        )
+    add("")
+    add(
+        f"**Under load:** the admin dashboard, {plan['stampede_connections']} wrk connections for "
+        f"{plan['stampede_seconds']} s each."
+    )
+    add("")
+    add("| run | req/s | p50 ms | p90 ms | p99 ms | max ms | recomputations | answers not from cache |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in st["load"].values():
+        add(
+            f"| {r['description']} | {_rps(r):,.0f} | {_ms(_p50(r))} | {_ms(r['latency_ms']['p90'])} | {_ms(_p99(r))} "
+            f"| {_ms(r['latency_ms']['max'])} | {r['extra']['computes']} | {r['requests'] - r['from_cache']} |"
+        )
+    add("")
+    codecs = results["codecs"]
+    add("## Serializers")
+    add("")
+    add(
+        "Store + read of one cache entry (`dumps` + `loads`), µs, best of several timeit rounds in one process. "
+        "The entries are the real ones from this run's Redis (envelope with value, generation, expiry, compute time). "
+        "*+ HMAC*: signed and verified exactly like the production serializer (techbirdsfly/cache/serializers.py)."
+    )
+    add("")
+    payloads = list(dict.fromkeys(c["payload"] for c in codecs["codecs"]))
+    names = list(dict.fromkeys(c["codec"] for c in codecs["codecs"]))
+    add("| codec | " + " | ".join(payloads) + " |")
+    add("|---|" + "---:|" * len(payloads))
+    by = {(c["codec"], c["payload"]): c for c in codecs["codecs"]}
+    for name in names:
+        cells = [f"{by[(name, p)]['total_us']:.1f} µs, {by[(name, p)]['bytes']:,} B" for p in payloads]
+        add(f"| {name} | " + " | ".join(cells) + " |")
+    add("")
+    add(
+        "Cost of the HMAC signature alone (sign once + verify once): "
+        + ", ".join(f"{name} {us:.1f} µs" for name, us in codecs["hmac_us"].items())
+        + "."
+    )
+    add("")
+    add("## Redis client: hiredis")
+    add("")
+    add("| parser | operation | µs per call |")
+    add("|---|---|---:|")
+    for p in codecs["parsers"]:
+        add(f"| {p['parser']} | {p['operation']} | {p['us_per_call']:.1f} |")
+    add("")
+    add("## Server and client options, whole stack")
+    add("")
+    add(
+        f"Each variant is a gunicorn + redis-server of its own, all started together and then measured in "
+        f"{plan['option_rounds']} alternating rounds of wrk with {plan['connections']} connections for "
+        f"{plan['option_seconds']} s per endpoint. The baseline is measured the same way in the same rounds: compare "
+        "the variants with it rather than with the tables above."
+    )
+    add("")
+    targets = list(next(iter(results["variants"].values()))["runs"])
+    header = " | ".join(f"{t} req/s | p50 ms | p99 ms | app CPU ms/req | Redis CPU ms/req | hits" for t in targets)
+    add(f"| variant | server | {header} |")
+    add("|---|---|" + "---:|" * (6 * len(targets)))
+    for name, row in results["variants"].items():
+        cells = []
+        for t in targets:
+            r = row["runs"][t]
+            cells += [f"{_rps(r):,.0f}", _ms(_p50(r)), _ms(_p99(r)), _cpu(r, "app"), _cpu(r, "redis")]
+            cells.append(f"{r['from_cache'] / r['requests']:.0%}" if r["requests"] else "-")
+        add(f"| {name}: {row['description']} | {row['server']} | " + " | ".join(cells) + " |")
+    add("")
+    return "\n".join(lines)
