@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from techbirdsfly.cache import window_increment, window_read
+from techbirdsfly.cache import window_decrement, window_increment, window_read
 
 from . import cache
 from .models import AuthToken, LoginFailure, User
@@ -95,22 +95,38 @@ def _login_failures(digest: str) -> tuple[int, int]:
     return count, max(retry_after, 1)
 
 
-def _record_login_failure(digest: str) -> None:
-    if window_increment(cache.LOGIN_FAILURES, cache.login_failures_key(digest)) is None:
-        LoginFailure.objects.create(email_hash=digest)
-        LoginFailure.objects.filter(at__lt=timezone.now() - timedelta(hours=1)).delete()
+def _reserve_login_try(digest: str) -> int | None:
+    """Count this try as a failure before the password is checked; the LoginFailure id when counted in the database.
+
+    Reserving first means concurrent tries see each other: checked after the password, a burst of
+    tries all passed the check before any was counted, and a burst of 40 tried 17 passwords
+    (faults/tests/test_login_throttle.py). A try that turns out not to be a failure is released.
+    """
+    if window_increment(cache.LOGIN_FAILURES, cache.login_failures_key(digest)) is not None:
+        return None
+    LoginFailure.objects.filter(at__lt=timezone.now() - timedelta(hours=1)).delete()
+    return LoginFailure.objects.create(email_hash=digest).pk
+
+
+def _release_login_try(digest: str, reservation: int | None) -> None:
+    if reservation is None:
+        window_decrement(cache.LOGIN_FAILURES, cache.login_failures_key(digest))
+    else:
+        LoginFailure.objects.filter(pk=reservation).delete()
 
 
 def user_login(*, email: str, password: str) -> TokenPair:
     digest = email_hash(email)
-    failures, retry_after = _login_failures(digest)
-    if failures >= settings.LOGIN_FAILURE_LIMIT:
+    reservation = _reserve_login_try(digest)
+    failures, retry_after = _login_failures(digest)  # this try included
+    if failures > settings.LOGIN_FAILURE_LIMIT:
+        _release_login_try(digest, reservation)  # a refused try is not a failed one
         raise Throttled(wait=retry_after, detail="Too many failed logins for this email; try again later.")
     # authenticate() hashes the password even for an unknown email, so both fail alike in time.
     user = authenticate(email=email.strip(), password=password)
     if user is None:
-        _record_login_failure(digest)
-        raise AuthenticationFailed("Invalid email or password.")
+        raise AuthenticationFailed("Invalid email or password.")  # the reservation stays: a failure
+    _release_login_try(digest, reservation)
     return token_pair_issue(user=user)
 
 

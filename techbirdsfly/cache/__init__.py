@@ -10,6 +10,7 @@ from .layer import (
     ping,
     scan_keys,
     server_info,
+    window_decrement,
     window_increment,
     window_read,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ping",
     "scan_keys",
     "server_info",
+    "window_decrement",
     "window_increment",
     "window_read",
 ]

@@ -458,6 +458,22 @@ def window_increment(kind: str, key: str) -> int | None:
         return None
 
 
+# Never creates the key: a DECR after the window expired would leave a -1 without a TTL.
+_DECREMENT_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+
+
+def window_decrement(kind: str, key: str) -> None:
+    """Take back one increment of a window counter (a reservation that turned out not to count).
+
+    Does nothing once the window has expired, or when Redis is unavailable.
+    """
+    policy = kind_of(kind)
+    cache = cache_for(policy.app)
+    full_key = cache.make_key(key)
+    with contextlib.suppress(CacheUnavailable):
+        call(policy.app, lambda: cache.client.get_client(write=True).eval(_DECREMENT_IF_EXISTS, 1, full_key))
+
+
 def window_read(kind: str, key: str) -> tuple[int, int] | None:
     """The counter's value and seconds left in its window; None when Redis is unavailable."""
     policy = kind_of(kind)
