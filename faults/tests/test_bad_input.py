@@ -73,6 +73,10 @@ class BadInputTests(TransactionTestCase):
     def test_a_body_over_the_upload_limit(self):
         big = b'{"prompt": "' + b"x" * (2 * MB) + b'", "width": 256, "height": 256}'
         self.each_write(big, allowed=(400, 413))
+        # Valid but for its size (an extra field is ignored): the limit itself must refuse it.
+        padded = b'{"prompt": "p", "width": 256, "height": 256, "padding": "' + b"x" * (2 * MB) + b'"}'
+        reply = self.send("POST", "/api/images", self.owner.token, padded)
+        self.assert_client_error(reply, allowed=(400, 413))
 
     def test_json_nested_a_hundred_thousand_deep(self):
         self.each_write(b"[" * 100_000 + b"]" * 100_000)
