@@ -12,7 +12,7 @@ from auth_app.models import User
 from billing_app.models import Account, Invoice, Price, UsageRecord
 from billing_app.money import cents, iso
 from image_app.models import Image
-from techbirdsfly.cache import APPS, Cached, cache_counts, get_or_compute, scan_keys, server_info
+from techbirdsfly.cache import APPS, Cached, cache_counts, cluster, get_or_compute, scan_keys, server_info
 from techbirdsfly.cache.layer import CacheUnavailable, app_pattern, cache_for, call
 
 from . import cache
@@ -50,7 +50,7 @@ def app_footprint(*, app: str, sample: int = MEMORY_SAMPLE) -> Footprint:
         keys, sampled, sampled_bytes = 0, 0, 0
         cursor = 0
         while True:
-            cursor, batch = client.scan(cursor=cursor, match=app_pattern(app), count=1000)
+            cursor, batch = cluster.scan_page(client, cursor=cursor, match=app_pattern(app), count=1000)
             keys += len(batch)
             measure = batch[: max(sample - sampled, 0)]
             if measure:

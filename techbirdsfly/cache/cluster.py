@@ -10,8 +10,9 @@ Reads of an entry and its generation key. A scoped read is an MGET of ``{Prefix}
 (CROSSSLOT). Hash tags (``BillingService_{billing:account:42}:summary``) would keep both in one slot,
 but change the key names that API.md and the runbooks rely on (``BillingService_billing:summary:42``).
 So the names stay and ``get_many`` splits the MGET by slot instead: one MGET per slot, pipelined
-to each shard involved (one round trip per shard). The split read is not atomic and need not be: a hit still needs the generation recorded
-in the entry to equal the generation key's, and an entry can only carry a generation that was
+to each shard involved (one round trip per shard). The split read is not atomic and need not be:
+a hit still needs the generation recorded in the entry to equal the generation key's, and an
+entry can only carry a generation that was
 current when its value was computed. So an invalidation that finished before the read began can
 never be answered by a hit on an entry it invalidated; one racing the read may turn it into a miss.
 

@@ -113,8 +113,13 @@ def _redact(location: str) -> str:
 
 def call[T](app: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one Redis operation for ``app`` behind the breaker; raise CacheUnavailable on failure."""
+    return _call(app, False, fn, *args, **kwargs)
+
+
+def _call[T](app: str, force: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call``; with ``force``, try even while the breaker is open (one bounded attempt)."""
     breaker = breaker_for(app)
-    if not breaker.allow():
+    if not force and not breaker.allow():
         ERRORS.labels(app).inc()
         raise CacheUnavailable("circuit open")
     try:
@@ -187,13 +192,15 @@ def replay_pending_invalidations() -> bool:
     return len(pending) < 5000 or replay_pending_invalidations()
 
 
-def _write_generations(app: str, scopes: Iterable[str], *, prefix: str = "", ttl: int = GENERATION_TTL) -> None:
+def _write_generations(
+    app: str, scopes: Iterable[str], *, prefix: str = "", ttl: int = GENERATION_TTL, force: bool = False
+) -> None:
     cache = cache_for(app)
     values = {generation_key(scope): prefix + secrets.token_hex(8) for scope in scopes}
     if not values:
         return
     try:
-        call(app, cache.set_many, values, timeout=ttl)
+        _call(app, force, cache.set_many, values, timeout=ttl)
     except CacheUnavailable as exc:
         if not isinstance(exc.__cause__, ResponseError) or isinstance(exc.__cause__, ReadOnlyError):
             raise
@@ -201,7 +208,7 @@ def _write_generations(app: str, scopes: Iterable[str], *, prefix: str = "", ttl
         # and a scope without a generation has no valid entry, in every process at once. Parked in
         # the database instead, the invalidation would wait for a reconnect that never comes while
         # every process served the stale entries (found by faults/tests/test_redis_faults.py).
-        call(app, cache.delete_many, list(values))
+        _call(app, force, cache.delete_many, list(values))
 
 
 # --- the public API ---------------------------------------------------------------------------
@@ -427,7 +434,10 @@ def _invalidate_now(app: str, scopes: Iterable[str]) -> None:
 
     scopes = list(scopes)
     try:
-        _write_generations(app, scopes)
+        # Tried even while this process's breaker is open: Redis may be back for the other
+        # processes, which would serve the stale entries until this one replays the parked
+        # invalidation. One attempt costs a socket timeout at most.
+        _write_generations(app, scopes, force=True)
     except CacheUnavailable:
         PendingInvalidation.objects.bulk_create([PendingInvalidation(app=app, scope=scope) for scope in scopes])
         logger.info("Redis unavailable: kept %d invalidation(s) of %s for replay", len(scopes), app)

@@ -306,6 +306,19 @@ class NamespaceTests(CacheTestCase):
 
 
 class PendingInvalidationTests(CacheTestCase):
+    def test_an_invalidation_is_tried_even_while_this_process_backs_off(self):
+        # Redis is up for the other processes: this one's open breaker must not park the
+        # invalidation where only this process would ever replay it.
+        scope = "billing:account:6"
+        get_or_compute("billing.summary", "billing:summary:6", lambda: {"v": "old"}, scope=scope)
+        layer.breaker_for("billing").failure(ConnectionError("a timeout a moment ago"))
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", scope)
+        self.assertFalse(PendingInvalidation.objects.exists())
+        layer.reset_breakers()
+        result = get_or_compute("billing.summary", "billing:summary:6", lambda: {"v": "new"}, scope=scope)
+        self.assertEqual(result, ({"v": "new"}, False))
+
     def test_an_invalidation_made_while_redis_is_down_wins_over_an_old_dump(self):
         scope = "billing:account:5"
         get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "old"}, scope=scope)
