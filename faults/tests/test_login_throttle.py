@@ -21,6 +21,8 @@ BURST = 40
 
 
 class LoginBurstTests(TransactionTestCase):
+    serialized_rollback = True  # every TransactionTestCase keeps it on (techbirdsfly.testing.LiveTestCase)
+
     def setUp(self) -> None:
         test_redis().ensure_running()
         test_redis().client().flushall()  # the private test server only
