@@ -47,7 +47,7 @@ class LoadResult:
 
     @property
     def failed(self) -> int:
-        return self.not_ok + sum(self.errors.values()) - self.errors.get("status", 0)
+        return self.not_ok + sum(self.errors.get(k, 0) for k in ("connect", "read", "write", "timeout"))
 
 
 def wrk_binary() -> str:
@@ -90,7 +90,7 @@ def run_wrk(base_url: str, endpoint: Endpoint, *, connections: int, seconds: int
         seconds=raw["duration_us"] / 1e6,
         not_ok=raw["not_ok"],
         from_cache=raw["from_cache"],
-        errors=raw["errors"],
+        errors=raw["errors"] | {"4xx": raw["status_4xx"], "5xx": raw["status_5xx"]},
         latency_ms={k: v / 1000 for k, v in raw["latency_us"].items()},
         connections=connections,
     )

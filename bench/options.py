@@ -101,11 +101,16 @@ def compare_parsers(redis_url: str, entries: dict[str, bytes], *, calls: int = 2
         key = f"TechBirdsFly_bench:parser:{name}"
         setup.set(key, blob, ex=600)
         keys.append(key)
+    many = [f"TechBirdsFly_bench:parser:many:{i}" for i in range(100)]
+    setup.mset(dict.fromkeys(many, entries["token"]))
+    for key in many:
+        setup.expire(key, 600)
     for label, parser in (("hiredis", _HiredisParser), ("pure Python (_RESP2Parser)", _RESP2Parser)):
         client = redis.Redis.from_url(redis_url, parser_class=parser)
         for operation, fn in (
             ("MGET of 2 small keys (a scoped hit)", lambda client=client: client.mget(keys[0], keys[1])),
             (f"GET of a {len(entries['large']) // 1024} KB value", lambda client=client: client.get(keys[-1])),
+            ("MGET of 100 small keys", lambda client=client: client.mget(many)),
         ):
             fn()
             best = float("inf")
@@ -116,6 +121,6 @@ def compare_parsers(redis_url: str, entries: dict[str, bytes], *, calls: int = 2
                 best = min(best, (time.perf_counter() - began) / calls)
             figures.append(ParserFigure(parser=label, operation=operation, us_per_call=best * 1e6))
         client.close()
-    setup.delete(*keys)
+    setup.delete(*keys, *many)
     setup.close()
     return figures

@@ -310,7 +310,9 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
                 url = redis_server.url
             stack.callback(redis_server.cleanup)
             server = BenchServer(
-                env={**base_env, "REDIS_URL": url, **env},
+                # Nine servers at once would hold up to 9 x workers x threads database connections
+                # (PostgreSQL allows 100 by default, shared with everything else): close each after use.
+                env={**base_env, "REDIS_URL": url, "DATABASE_CONN_MAX_AGE": "0", **env},
                 workers=workers,
                 threads=plan.threads,
                 worker_class=worker_class,
@@ -366,7 +368,9 @@ def measure_codecs(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], fx
     if missing:
         raise RuntimeError(f"entries not in Redis after a request: {missing}")
     invoices = entries["invoice list"]["v"]["data"] or [{"id": 1, "number": "INV-1", "amount": "1.00"}]
-    large = {**entries["invoice list"], "v": {"ownerId": 1, "data": (invoices * 1000)[:1000]}}
+    # Distinct objects (pickle would otherwise store one shared dict 1,000 times by reference).
+    many = [{**invoices[i % len(invoices)], "id": i, "number": f"INV-{i:06d}"} for i in range(1000)]
+    large = {**entries["invoice list"], "v": {"ownerId": 1, "data": many}}
     payloads = {**entries, "1,000 invoices (synthetic)": large}
     codecs = options.compare_codecs(payloads, min_seconds=plan.codec_seconds)
     serializer = SafeJSONSerializer({})
@@ -441,12 +445,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, help="where to write the report (default: bench/RESULTS.md; --smoke: none)"
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only rewrite the report from figures saved with --json"
+    )
     parser.add_argument("--drop-database", action="store_true", help="drop the database at the end (the smoke test)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        from . import report
+
+        (args.output or ROOT / "bench" / "RESULTS.md").write_text(report.render(json.loads(args.render.read_text())))
+        return 0
     plan = Plan.smoke_plan() if args.smoke else Plan.full()
     output = args.output or (None if args.smoke else ROOT / "bench" / "RESULTS.md")
     wrk_binary()

@@ -117,4 +117,7 @@ class BenchServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         shutil.rmtree(self.env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-        self.log.unlink(missing_ok=True)
+        if self.log.exists() and "Traceback" in self.log.read_text(errors="replace"):
+            print(f"gunicorn ({self.name}) logged errors; kept {self.log}", file=sys.stderr)
+        else:
+            self.log.unlink(missing_ok=True)
