@@ -86,3 +86,12 @@ class CreateSuperuserTests(TestCase):
         user = User.objects.get(email="root@example.com")
         self.assertTrue(user.is_staff and user.is_superuser)
         self.assertTrue(user.check_password("a long enough password"))
+
+
+class TestRedisTests(SimpleTestCase):
+    def test_a_missing_redis_server_is_a_clear_message(self):
+        from techbirdsfly.testing import RedisServer
+
+        with mock.patch.dict(os.environ, {"PATH": "/nonexistent"}), self.assertRaises(SystemExit) as stop:
+            RedisServer()
+        self.assertIn("redis-server is not on PATH", str(stop.exception))
