@@ -50,27 +50,21 @@ def token_pair_issue(*, user: User, family: uuid.UUID | None = None) -> TokenPai
     family = family or uuid.uuid4()
     pair = uuid.uuid4()
     access, refresh = new_token(), new_token()
+    issued = {
+        AuthToken.Kind.ACCESS: (access, settings.ACCESS_TOKEN_TTL),
+        AuthToken.Kind.REFRESH: (refresh, settings.REFRESH_TOKEN_TTL),
+    }
     AuthToken.objects.bulk_create(
-        [
-            AuthToken(
-                kind=AuthToken.Kind.ACCESS,
-                token_hash=token_hash(access),
-                user=user,
-                family=family,
-                pair=pair,
-                created_at=now,
-                expires_at=now + timedelta(seconds=settings.ACCESS_TOKEN_TTL),
-            ),
-            AuthToken(
-                kind=AuthToken.Kind.REFRESH,
-                token_hash=token_hash(refresh),
-                user=user,
-                family=family,
-                pair=pair,
-                created_at=now,
-                expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
-            ),
-        ]
+        AuthToken(
+            kind=kind,
+            token_hash=token_hash(raw),
+            user=user,
+            family=family,
+            pair=pair,
+            created_at=now,
+            expires_at=now + timedelta(seconds=lifetime),
+        )
+        for kind, (raw, lifetime) in issued.items()
     )
     return TokenPair(access, refresh, settings.ACCESS_TOKEN_TTL)
 
