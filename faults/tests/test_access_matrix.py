@@ -31,7 +31,7 @@ SECRET_KEY = "test-only-secret-key-for-server-processes-0123456789"  # techbirds
 PASSWORD = "matrix password that is long enough 42"
 KEY_SHAPE = re.compile(
     r"^(?P<prefix>[A-Za-z]+)_(?P<app>auth|billing|admin|image|user):[a-z_-]+"
-    r"(:(\d{1,19}|[0-9a-f]{64}|\d{4}-\d{2}))*(:gen|:lock)?$"
+    r"(:(\d{1,19}|[0-9a-f]{64}|\d{4}-\d{2}))*(:gen|:lock(:\d+)?)?$"
 )
 
 

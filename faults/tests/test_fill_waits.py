@@ -8,14 +8,16 @@ requests for such a key each waited CACHE_FILL_WAIT (5 s) for an entry that neve
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.test import TransactionTestCase
 
 from faults.load import request
 from faults.tests.support import make_actors
-from techbirdsfly.cache import layer
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.cache import get_or_compute, layer
+from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
 
 BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
 
@@ -60,3 +62,33 @@ class UncachedValueWaitTests(TransactionTestCase):
                 )
             self.assertEqual({reply.status for reply in replies}, {401})
             self.assertLess(max(reply.latency for reply in replies), bound)
+
+
+class OrphanedFillLockTests(CacheTestCase):
+    """A fill lock whose holder's store was lost (a paused or partitioned Redis dropped the SET with the
+    connection, and the breaker skipped the unlock) made every request for that key wait CACHE_FILL_WAIT."""
+
+    def test_waiters_take_over_an_orphaned_fill_within_the_bound(self):
+        self.redis.set("AdminService_admin:dashboard:lock", "lost-holder", px=int(layer.FILL_LOCK_TTL * 1000))
+        computes = []
+
+        def compute() -> dict:
+            computes.append(1)
+            return {"ok": 1}
+
+        results, latencies = [], []
+
+        def read() -> None:
+            began = time.monotonic()
+            results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
+            latencies.append(time.monotonic() - began)
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        self.assertEqual([r.value for r in results], [{"ok": 1}] * 8)
+        self.assertEqual(len(computes), 1, "one waiter takes over; the others get its entry")
+        self.assertLess(max(latencies), BOUND + 0.1)
+        self.assertIs(get_or_compute("admin.dashboard", "admin:dashboard", compute).from_cache, True)
