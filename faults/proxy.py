@@ -1,4 +1,4 @@
-"""A loopback TCP relay that a test can break: refuse connections, cut them, or black-hole the traffic.
+"""A loopback TCP relay that a test can break: refuse connections, cut them, slow or black-hole the traffic.
 
 Put between the server and PostgreSQL or Redis, it makes the network faults that a process signal
 cannot: a database whose connections all drop at once and that refuses new ones for a while, or a
@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import threading
+import time
 
 from techbirdsfly.testing import free_port
 
@@ -32,6 +33,7 @@ class TcpProxy:
         self.target_port = target_port
         self.port = port or free_port()
         self.blackhole = False
+        self.delay = 0.0  # seconds added before each chunk is relayed towards the target: a slow server
         self._listener: socket.socket | None = None
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._lock = threading.Lock()
@@ -101,8 +103,11 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
-                    if not self.blackhole:  # a partition: the bytes are lost, the connection stays
-                        peers[sock].sendall(data)
+                    if self.blackhole:  # a partition: the bytes are lost, the connection stays
+                        continue
+                    if self.delay and sock is client:
+                        time.sleep(self.delay)
+                    peers[sock].sendall(data)
         except (OSError, ValueError):
             return
         finally:

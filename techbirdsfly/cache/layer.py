@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, transaction
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import LockError, ReadOnlyError, RedisError, ResponseError
@@ -121,11 +122,23 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _call[T](app: str, force: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call``; with ``force``, try even while the breaker is open (one bounded attempt)."""
+    """``call``; with ``force``, try even while the breaker is open or the request's budget is spent
+    (one bounded attempt)."""
     breaker = breaker_for(app)
     if not force and not breaker.allow():
         ERRORS.labels(app).inc()
         raise CacheUnavailable("circuit open")
+    if not force and _budget_spent():
+        ERRORS.labels(app).inc()
+        raise CacheUnavailable("this request has spent its time on Redis")
+    began = time.monotonic()
+    try:
+        return _attempt(app, breaker, fn, *args, **kwargs)
+    finally:
+        _charge(time.monotonic() - began)
+
+
+def _attempt[T](app: str, breaker: CircuitBreaker, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         result = fn(*args, **kwargs)
     except (ValueTooLarge, CorruptValue):
@@ -151,6 +164,40 @@ def _call[T](app: str, force: bool, fn: Callable[..., T], *args: Any, **kwargs: 
 
 def generation_key(scope: str) -> str:
     return f"{scope}:gen"
+
+
+# --- the request's budget -------------------------------------------------------------------
+# Socket timeouts bound one call and the breaker skips Redis after a failure, but a Redis that is
+# slow without failing was waited on call after call: a miss makes five or six, and each answered
+# just under the timeout took a request past a second (faults/tests/test_slow_redis.py). Within an
+# HTTP request Redis gets REQUEST_BUDGET seconds in all; then the request goes on without it. The
+# call under way may take a socket timeout more, so a request waits at most about 0.5 s on Redis.
+# Invalidations are exempt (forced): they are tried once whatever the budget.
+REQUEST_BUDGET = 0.3
+_request = threading.local()
+
+
+def _start_budget(**kwargs: Any) -> None:
+    _request.spent = 0.0
+
+
+def _end_budget(**kwargs: Any) -> None:
+    _request.spent = None
+
+
+request_started.connect(_start_budget, dispatch_uid="techbirdsfly.cache.layer.start_budget")
+request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.layer.end_budget")
+
+
+def _budget_spent() -> bool:
+    spent = getattr(_request, "spent", None)
+    return spent is not None and spent >= REQUEST_BUDGET
+
+
+def _charge(seconds: float) -> None:
+    # Outside a request (commands, workers, tests calling the layer directly) there is no budget.
+    if getattr(_request, "spent", None) is not None:
+        _request.spent += seconds
 
 
 # --- pending invalidations --------------------------------------------------------------------
