@@ -203,14 +203,19 @@ class RedisFaultTests(TransactionTestCase):
 
         self.run_scenario("redis-maxmemory", fault)
 
-    def test_redis_partitioned(self):
-        # Through a relay that loses every byte for 3 s while the connections stay open: commands sent
-        # then never run (unlike a paused server, which runs them late), fill locks included.
+    def through_relay(self) -> TcpProxy:
+        """Point the scenario at a second gunicorn that reaches Redis through a relay the test controls."""
         proxy = TcpProxy(self.redis_server.port).start()
         self.addCleanup(proxy.stop)
         server = GunicornServer(env=server_env(REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0"), workers=2).start()
         self.addCleanup(server.stop)
         self.base = server.url
+        return proxy
+
+    def test_redis_partitioned(self):
+        # Every byte lost for 3 s while the connections stay open: commands sent then never run
+        # (unlike a paused server, which runs them late), fill locks included.
+        proxy = self.through_relay()
 
         def fault() -> None:
             proxy.blackhole = True
@@ -218,3 +223,14 @@ class RedisFaultTests(TransactionTestCase):
             proxy.blackhole = False
 
         self.run_scenario("redis-partition", fault)
+
+    def test_redis_slow_network(self):
+        # Every command 120 ms late for 3 s: slow, never failing (each call is under the socket timeout).
+        proxy = self.through_relay()
+
+        def fault() -> None:
+            proxy.delay = 0.12
+            time.sleep(3.0)
+            proxy.delay = 0.0
+
+        self.run_scenario("redis-slow-network", fault)
