@@ -132,6 +132,17 @@ def target_checks(results: dict) -> list[tuple[str, str, bool, str]]:
                 f"{load['expiry']['connections']} connections",
             )
         )
+    for mode, how in (("expiry", "refreshed early (XFetch)"), ("deleted", "deleted")):
+        if mode in load:
+            computes = load[mode]["extra"]["computes"]
+            checks.append(
+                (
+                    f"a hot key {how} under {load[mode]['connections']} connections of load is computed once",
+                    f"{computes} recomputation(s)",
+                    computes == 1,
+                    load[mode]["description"],
+                )
+            )
     return checks
 
 
@@ -201,6 +212,19 @@ def analysis(results: dict) -> list[str]:
             f"request below the floor, so the ratio cannot exceed {_ms(_p50(bypass))} / {_ms(_p50(floor))} = "
             f"{cap:.0f}x here; what the hit adds on top of the floor is {_p50(cached) - _p50(floor):.2f} ms. "
             + _SLOW_BECAUSE.get(name, ""),
+            "",
+        ]
+    expiry = results["stampede"]["load"].get("expiry")
+    if expiry and expiry["extra"]["computes"] > 1:
+        out += [
+            "### Why the early refresh ran more than once",
+            "",
+            f"Across the natural expiry the dashboard was computed {expiry['extra']['computes']} times (bursts on a "
+            "missing key: once each). The early-refresh path of `get_or_compute` (techbirdsfly/cache/layer.py) takes "
+            "the fill lock *after* deciding to refresh from the entry it read: a request that read the old entry just "
+            "before the refresher stored the new one, and asks for the lock just after the refresher released it, "
+            "gets the lock and computes again. Re-reading the entry once the lock is held, and serving it when its "
+            "expiry moved, closes that window at the cost of one MGET on the (rare) refresh path.",
             "",
         ]
     return out

@@ -391,7 +391,6 @@ def measure_codecs(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], fx
 
 def machine(database_url: str, redis: Any) -> dict[str, Any]:
     import platform
-    import subprocess
     from importlib.metadata import version
 
     from django.db import connection
@@ -406,7 +405,6 @@ def machine(database_url: str, redis: Any) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg = cursor.fetchone()[0]
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     from .load import wrk_version
 
     packages = ["Django", "djangorestframework", "django-redis", "redis", "hiredis", "psycopg", "gunicorn", "orjson"]
@@ -423,9 +421,19 @@ def machine(database_url: str, redis: Any) -> dict[str, Any]:
         "postgresql": pg,
         "redis_server": redis.info("server")["redis_version"],
         "wrk": wrk_version(),
-        "commit": git.stdout.strip(),
         "database": database_url.rsplit("/", 1)[1],
     }
+
+
+def git_state() -> str:
+    """The commit the servers run, and whether the work tree differed from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return git("rev-parse", "--short", "HEAD") + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
 
 
 def loadavg() -> list[float]:
@@ -463,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (None if args.smoke else ROOT / "bench" / "RESULTS.md")
     wrk_binary()
     load_before = loadavg()
+    commit = git_state()
     redis_port, bypass_redis_port = free_port(), free_port()
     _configure_environment(args.database_url, f"redis://127.0.0.1:{redis_port}/0")
 
@@ -535,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         results["variants"] = measure_variants(plan, base_env, by_name)
         results["servers"] = {"main": cached.describe(), "connections": plan.connections}
         results["machine"] = machine(args.database_url, redis)
+        results["machine"]["commit"] = commit
         results["machine"]["loadavg_before"] = load_before
         results["machine"]["loadavg_after"] = loadavg()
         results["command"] = "python -m bench.run" + (" --smoke" if plan.smoke else "")
