@@ -13,7 +13,7 @@ import json
 from django.test import TransactionTestCase
 
 from faults.load import Reply, request
-from faults.tests.support import make_actors
+from faults.tests.support import make_actor, make_actors
 from techbirdsfly.cache import layer
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
@@ -36,10 +36,8 @@ class BadInputTests(TransactionTestCase):
     def setUp(self) -> None:
         test_redis().ensure_running()
         layer.reset_breakers()
-        self.owner, self.staff = make_actors(2, tag="badinput")
-        from auth_app.models import User
-
-        User.objects.filter(pk=self.staff.user_id).update(is_staff=True)
+        self.owner = make_actors(1, tag="badinput")[0]
+        self.staff = make_actor(staff=True, tag="badinputstaff")
         self.writes = [
             ("POST", "/api/auth/register", None),
             ("POST", "/api/auth/login", None),

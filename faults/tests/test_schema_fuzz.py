@@ -28,9 +28,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from auth_app.models import User
 from auth_app.services import token_pair_issue
 from faults.load import request
-from faults.tests.support import make_actors
+from faults.tests.support import make_actor, make_actors
 from techbirdsfly.cache import layer
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
@@ -48,10 +49,8 @@ class SchemaFuzzTests(TransactionTestCase):
         layer.reset_breakers()
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
-        self.owner, self.staff = make_actors(2, tag="fuzz")
-        from auth_app.models import User
-
-        User.objects.filter(pk=self.staff.user_id).update(is_staff=True)
+        self.owner = make_actors(1, tag="fuzz")[0]
+        self.staff = make_actor(staff=True, tag="fuzzstaff")
 
     def schema(self) -> schemathesis.BaseSchema:
         reply = request(self.server.url, "GET", "/api/schema/?format=json")
@@ -62,8 +61,6 @@ class SchemaFuzzTests(TransactionTestCase):
         # A new token for each operation: fuzzing POST /api/auth/logout spends the one it is given.
         if role == "anonymous":
             return None
-        from auth_app.models import User
-
         return token_pair_issue(user=User.objects.get(pk=user_id)).access_token
 
     def own_ids(self, role: str) -> dict[str, int]:
