@@ -216,17 +216,26 @@ def analysis(results: dict) -> list[str]:
         ]
     expiry = results["stampede"]["load"].get("expiry")
     if expiry and expiry["extra"]["computes"] > 1:
-        out += [
-            "### Why the early refresh ran more than once",
-            "",
-            f"Across the natural expiry the dashboard was computed {expiry['extra']['computes']} times (bursts on a "
-            "missing key: once each). The early-refresh path of `get_or_compute` (techbirdsfly/cache/layer.py) takes "
-            "the fill lock *after* deciding to refresh from the entry it read: a request that read the old entry just "
-            "before the refresher stored the new one, and asks for the lock just after the refresher released it, "
-            "gets the lock and computes again. Re-reading the entry once the lock is held, and serving it when its "
-            "expiry moved, closes that window at the cost of one MGET on the (rare) refresh path.",
-            "",
-        ]
+        computes, misses = expiry["extra"]["computes"], expiry["extra"]["misses"]
+        out += ["### Why the natural expiry was computed more than once", ""]
+        if misses:
+            out.append(
+                f"{computes} recomputations and {misses} miss(es) across the expiry (bursts on a missing key: one "
+                "compute each). A miss means the entry's Redis TTL ran out before the early refresh had stored its "
+                "new value (under this load a compute takes longer than the `d` recorded in the entry). A request "
+                "that misses while the refresh holds the fill lock waits for it, and once the lock has been held for "
+                "FILL_TAKEOVER (0.45 s, techbirdsfly/cache/layer.py) one waiter takes the fill over and computes "
+                "again. Not established further by this run."
+            )
+        else:
+            out.append(
+                f"{computes} recomputations and no miss across the expiry (bursts on a missing key: one compute "
+                "each). Every recomputation came from the early-refresh path of `get_or_compute`, which takes the "
+                "fill lock after deciding to refresh from the entry it read: a request that read the old entry "
+                "before the refresher stored the new one, and asks for the lock after the refresher let it go, "
+                "refreshes again. Re-reading the entry once the lock is held would close that window."
+            )
+        out.append("")
     return out
 
 

@@ -430,10 +430,13 @@ def git_state() -> str:
     import subprocess
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
 
+    # Porcelain lines are "XY path": the status takes the first three characters.
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return git("rev-parse", "--short", "HEAD") + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
+    return git("rev-parse", "--short", "HEAD").strip() + (
+        f" + uncommitted changes to {', '.join(changed)}" if changed else ""
+    )
 
 
 def loadavg() -> list[float]:
