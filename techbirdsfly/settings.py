@@ -116,6 +116,8 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64)
 CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 2.0)
 # On a miss, how long a request waits for another request that is computing the same entry.
 CACHE_FILL_WAIT = env_float("CACHE_FILL_WAIT", 5.0)
+# Seconds of Redis time one HTTP request may spend in all; past it the request goes on without Redis.
+CACHE_REQUEST_BUDGET = env_float("CACHE_REQUEST_BUDGET", 0.2)
 
 
 # Credentials of the app's ACL user (infra/redis/redis.conf) when they are not in REDIS_URL; unlike a

@@ -170,10 +170,10 @@ def generation_key(scope: str) -> str:
 # Socket timeouts bound one call and the breaker skips Redis after a failure, but a Redis that is
 # slow without failing was waited on call after call: a miss makes five or six, and each answered
 # just under the timeout took a request past a second (faults/tests/test_slow_redis.py). Within an
-# HTTP request Redis gets REQUEST_BUDGET seconds in all; then the request goes on without it. The
-# call under way may take a socket timeout more, so a request waits at most about 0.5 s on Redis.
-# Invalidations are exempt (forced): they are tried once whatever the budget.
-REQUEST_BUDGET = 0.3
+# HTTP request Redis gets CACHE_REQUEST_BUDGET seconds (0.2) in all; then the request goes on
+# without it. The call under way may take a socket timeout more. Invalidations are exempt (forced):
+# they are tried once whatever the budget, since skipping one could let another process serve a
+# revoked token from a Redis that is slow but answering.
 _request = threading.local()
 
 
@@ -191,7 +191,7 @@ request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.layer.end
 
 def _budget_spent() -> bool:
     spent = getattr(_request, "spent", None)
-    return spent is not None and spent >= REQUEST_BUDGET
+    return spent is not None and spent >= settings.CACHE_REQUEST_BUDGET
 
 
 def _charge(seconds: float) -> None:
