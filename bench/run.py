@@ -283,6 +283,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 
 def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoint]) -> dict:
     """Every variant's server at once, measured in alternating rounds."""
+    import shutil
     import tempfile
 
     from techbirdsfly.testing import RedisServer
@@ -303,6 +304,7 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
                 workers = _cpus()
             if name == "unix-socket":
                 sock = Path(tempfile.mkdtemp(prefix="tbf-bench-sock-")) / "redis.sock"
+                stack.callback(shutil.rmtree, sock.parent, True)
                 redis_server = RedisServer(args=["--unixsocket", str(sock), "--unixsocketperm", "700"]).start()
                 url = f"unix://{sock}?db=0"
             else:

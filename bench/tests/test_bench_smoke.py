@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ class BenchSmokeTest(SimpleTestCase):
             raise cls.failureException(f"bench.run --smoke failed ({done.returncode}):\n{done.stderr[-4000:]}")
         cls.report = report.read_text()
         cls.results = json.loads(raw.read_text())
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_every_endpoint_answered_on_both_servers(self) -> None:
         self.assertEqual(len(self.results["endpoints"]), 9)
