@@ -422,13 +422,24 @@ def render(results: dict) -> str:
         f"{plan['stampede_seconds']} s each."
     )
     add("")
-    add("| run | req/s | p50 ms | p90 ms | p99 ms | max ms | recomputations | answers not from cache |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    add(
+        "| run | req/s | p50 ms | p90 ms | p99 ms | max ms | recomputations | answers not from cache "
+        "| cache errors counted |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in st["load"].values():
         add(
             f"| {r['description']} | {_rps(r):,.0f} | {_ms(_p50(r))} | {_ms(r['latency_ms']['p90'])} | {_ms(_p99(r))} "
-            f"| {_ms(r['latency_ms']['max'])} | {r['extra']['computes']} | {r['requests'] - r['from_cache']} |"
+            f"| {_ms(r['latency_ms']['max'])} | {r['extra']['computes']} | {r['requests'] - r['from_cache']} "
+            f"| {r['extra'].get('cache_errors', '-')} |"
         )
+    add("")
+    add(
+        "*Answers not from cache* beyond the recomputations are requests that went to the database without "
+        "filling the cache: the layer skips Redis when the breaker is open or when the request has spent its Redis "
+        "time budget (CACHE_REQUEST_BUDGET; under this load, waiting for a CPU counts as Redis time); *cache errors "
+        "counted* is the delta of `techbirdsfly_cache_errors_total`, which counts those skips."
+    )
     add("")
     codecs = results["codecs"]
     add("## Serializers")

@@ -29,6 +29,11 @@ def _computes(server: BenchServer, app: str) -> tuple[int, int]:
     return int(counts.get("computes", {}).get(app, 0)), int(counts.get("misses", {}).get(app, 0))
 
 
+def _errors(server: BenchServer) -> int:
+    """Cache operations skipped or failed, all apps: the breaker, the request's Redis budget, Redis errors."""
+    return int(sum(server.metrics().get("errors", {}).values()))
+
+
 def cold_burst(server: BenchServer, endpoint: Endpoint, *, app: str, delete: Any, concurrency: int) -> Burst:
     """Delete the key, then send ``concurrency`` requests at the same instant (one connection each)."""
     barrier = threading.Barrier(concurrency + 1)
@@ -83,6 +88,7 @@ def under_load(
 ) -> LoadResult:
     """wrk for ``seconds``; ``action()`` runs ``at`` seconds in. Adds computes/misses to ``extra``."""
     computes_before, misses_before = _computes(server, app)
+    errors_before = _errors(server)
     timer = threading.Timer(at, action) if action else None
     if timer:
         timer.start()
@@ -92,5 +98,9 @@ def under_load(
         if timer:
             timer.join()
     computes_after, misses_after = _computes(server, app)
-    result.extra.update(computes=computes_after - computes_before, misses=misses_after - misses_before)
+    result.extra.update(
+        computes=computes_after - computes_before,
+        misses=misses_after - misses_before,
+        cache_errors=_errors(server) - errors_before,
+    )
     return result
