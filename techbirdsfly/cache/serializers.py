@@ -49,7 +49,8 @@ class SafeJSONSerializer(BaseSerializer):
         self._key = hashlib.sha256(b"techbirdsfly.cache.v1" + settings.SECRET_KEY.encode()).digest()
 
     def _tag(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:_TAG_HEX].encode()
+        # hmac.digest is the one-shot C path: about 40% faster than hmac.new(...) here (bench/RESULTS.md).
+        return hmac.digest(self._key, payload, "sha256").hex()[:_TAG_HEX].encode()
 
     def dumps(self, value: Any) -> bytes:
         payload = orjson.dumps(value, default=_default)
