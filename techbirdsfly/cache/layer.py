@@ -64,12 +64,12 @@ _breakers_lock = threading.Lock()
 _sync_lock = threading.Lock()
 _UNAVAILABLE = (RedisError, ConnectionInterrupted, OSError)
 
-# A fill lock outlives any sane compute; if its holder dies, the entry is free again after this.
-FILL_LOCK_TTL = 10.0
-# A lock held longer than this may be an orphan (its holder died, or its store was lost with its
-# connection): one waiter per interval takes over the fill, so no request waits on a fill that may
-# never come for much longer (issue 8: no request waits more than 0.5 s on the cache).
-FILL_TAKEOVER = 0.45
+# A fill lock is a lease: the holder's process renews it every FILL_LOCK_TTL / 4 for as long as the
+# holder computes (_Leases), so waiters wait for a live holder, however slow, up to CACHE_FILL_WAIT,
+# while a lock whose holder died, or whose store was lost with its connection (a paused or
+# partitioned Redis), frees the entry within FILL_LOCK_TTL. A fixed 10 s lock made every request
+# for such a key wait CACHE_FILL_WAIT (5 s) (found by faults/tests/test_redis_faults.py).
+FILL_LOCK_TTL = 0.4
 # A generation starting with WRITING marks a scope whose transaction has not committed yet
 # (see ``invalidate``); the mark outlives any sane transaction and expires after a rollback.
 WRITING = "w:"
@@ -305,7 +305,7 @@ def get_or_compute[T](
     else:
         lock = slot.try_lock()
         if lock is None:
-            entry, lock = slot.wait_for_peer()
+            entry = slot.wait_for_peer()
             if entry is not None:
                 HITS.labels(policy.app).inc()  # served from Redis, filled by the peer
                 return Cached(entry["v"], True)
@@ -326,6 +326,53 @@ def _refresh_early(entry: dict[str, Any]) -> bool:
 
 
 _NO_LOCK = object()
+
+
+class _Leases:
+    """The fill locks this process holds, renewed by one daemon thread while their holders compute."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, app: str, lock: Any) -> None:
+        with self._lock:
+            self._held[id(lock)] = (app, lock)
+            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
+                self._thread = threading.Thread(target=self._renew, name="cache-fill-leases", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def drop(self, lock: Any) -> None:
+        with self._lock:
+            self._held.pop(id(lock), None)
+
+    def _renew(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(FILL_LOCK_TTL / 4)
+            with self._lock:
+                held = list(self._held.values())
+                if not held:
+                    self._wake.clear()
+            for app, lock in held:
+                # A Redis gone: the lock expires by itself, and the holder's store fails anyway.
+                with contextlib.suppress(CacheUnavailable):
+                    call(app, _lock_call, lock.extend, FILL_LOCK_TTL, replace_ttl=True)
+
+
+def _lock_call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Release or extend a fill lock; a lock no longer ours (it expired, or was released meanwhile)
+    is not a Redis failure: LockError subclasses RedisError, and the breaker would open on it."""
+    try:
+        return method(*args, **kwargs)
+    except LockError:
+        return False
+
+
+_leases = _Leases()
 
 
 class _Slot:
@@ -367,69 +414,56 @@ class _Slot:
         """A transaction that changes this scope has not finished: use the database, store nothing."""
         return isinstance(self.generation, str) and self.generation.startswith(WRITING)
 
-    def try_lock(self, turn: int = 0) -> Any | None:
-        """Take this entry's fill lock (or the takeover lock of ``turn``), or None when another caller holds it.
+    def try_lock(self) -> Any | None:
+        """Take this entry's fill lock, or None when another caller holds it.
 
-        The lock expires by itself, so a holder that dies cannot block the entry for long.
-        When Redis is unavailable there is nothing to coordinate and every caller computes.
+        The lock is a lease this process renews while it computes (_Leases), so a holder that dies
+        cannot block the entry for long. When Redis is unavailable there is nothing to coordinate
+        and every caller computes.
         """
-        name = f"{self.key}:lock" + (f":{turn}" if turn else "")
-        lock = self.cache.lock(name, timeout=FILL_LOCK_TTL, blocking=False)
+        # Not thread-local: the renewing thread extends it with the holder's token.
+        lock = self.cache.lock(f"{self.key}:lock", timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
         try:
-            return lock if call(self.app, lock.acquire, blocking=False) else None
+            acquired = call(self.app, lock.acquire, blocking=False)
         except CacheUnavailable:
             return _NO_LOCK
+        if not acquired:
+            return None
+        _leases.hold(self.app, lock)
+        return lock
 
     def unlock(self, lock: Any) -> None:
         if lock is _NO_LOCK:
             return
-        with contextlib.suppress(CacheUnavailable, LockError):
-            call(self.app, lock.release)
+        _leases.drop(lock)
+        with contextlib.suppress(CacheUnavailable):
+            call(self.app, _lock_call, lock.release)
 
-    def wait_for_peer(self) -> tuple[dict[str, Any] | None, Any | None]:
-        """Poll for the entry another caller is computing: ``(entry, None)`` when it comes, else
-        ``(None, lock)``, and the caller computes it (holding ``lock`` if not None).
+    def wait_for_peer(self) -> dict[str, Any] | None:
+        """Poll for the entry another caller is computing; None when it does not come in time.
 
-        Gives up as soon as the peer lets go of the fill lock without an entry: its value is one that
-        is not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB) or its compute
-        failed, and nothing will come. Waiting out CACHE_FILL_WAIT then made every concurrent request
-        for such a key take 5 s (found by faults/tests/test_fill_waits.py). And once the lock has been
-        held for FILL_TAKEOVER, one waiter takes the fill over (one more per further interval, across
-        all processes): the holder may be gone, or its store lost with its connection, which made
-        requests wait 5 s after a paused or partitioned Redis (faults/tests/test_redis_faults.py).
+        Also None as soon as the peer's fill lock is gone without an entry: its value is one that is
+        not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB), its compute failed,
+        or its lease ran out (it died, or its store was lost), and nothing will come. Waiting out
+        CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s (found by
+        faults/tests/test_fill_waits.py).
         """
         deadline = time.monotonic() + settings.CACHE_FILL_WAIT
         pause = 0.005
-        lock_key = self.cache.make_key(f"{self.key}:lock")
-        turn = 0
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             try:
                 # The lock first: a peer stores its entry before it unlocks.
-                left = call(self.app, lambda: self.cache.client.get_client(write=False).pttl(lock_key))
+                held = call(self.app, self.cache.has_key, f"{self.key}:lock")
                 entry = self.read()
             except CacheUnavailable:
-                return None, None
+                return None
             if entry is not None:
-                return entry, None
-            if self.being_written or (left < 0 and not self.distrusted):  # -2: no lock
-                return None, None
-            held_for = FILL_LOCK_TTL - max(left, 0) / 1000
-            if held_for >= FILL_TAKEOVER * (turn + 1):
-                turn = int(held_for // FILL_TAKEOVER)
-                lock = self.try_lock(turn)
-                if lock is not None:
-                    # The one who took this turn over may have stored and let go of it since our read.
-                    try:
-                        entry = self.read()
-                    except CacheUnavailable:
-                        entry = None
-                    if entry is None:
-                        return None, lock
-                    self.unlock(lock)
-                    return entry, None
-        return None, None
+                return entry
+            if self.being_written or (not held and not self.distrusted):
+                return None
+        return None
 
     def compute_and_store(self, compute: Callable[[], T], ttl_of: Callable[[T], int] | None) -> T:
         try:
