@@ -190,8 +190,23 @@ request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.layer.end
 
 
 def _budget_spent() -> bool:
+    if getattr(_request, "unbudgeted", False):
+        return False
     spent = getattr(_request, "spent", None)
     return spent is not None and spent >= settings.CACHE_REQUEST_BUDGET
+
+
+@contextlib.contextmanager
+def _unbudgeted() -> Iterator[None]:
+    """Calls the budget must not skip (still behind the breaker): the login throttle's counters, whose
+    Redis share a skipped call would leave uncounted (a CPU-bound burst of logins then tried 12
+    passwords instead of 10: faults/tests/test_login_throttle.py)."""
+    previous = getattr(_request, "unbudgeted", False)
+    _request.unbudgeted = True
+    try:
+        yield
+    finally:
+        _request.unbudgeted = previous
 
 
 def _charge(seconds: float) -> None:
@@ -569,7 +584,8 @@ def window_increment(kind: str, key: str) -> int | None:
         return int(pipe.execute()[0])
 
     try:
-        return call(policy.app, incr)
+        with _unbudgeted():
+            return call(policy.app, incr)
     except CacheUnavailable:
         return None
 
@@ -586,7 +602,7 @@ def window_decrement(kind: str, key: str) -> None:
     policy = kind_of(kind)
     cache = cache_for(policy.app)
     full_key = cache.make_key(key)
-    with contextlib.suppress(CacheUnavailable):
+    with contextlib.suppress(CacheUnavailable), _unbudgeted():
         call(policy.app, lambda: cache.client.get_client(write=True).eval(_DECREMENT_IF_EXISTS, 1, full_key))
 
 
@@ -604,7 +620,8 @@ def window_read(kind: str, key: str) -> tuple[int, int] | None:
         return (int(value) if value is not None else 0), max(int(ttl), 0)
 
     try:
-        return call(policy.app, read)
+        with _unbudgeted():
+            return call(policy.app, read)
     except CacheUnavailable:
         return None
 
