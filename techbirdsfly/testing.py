@@ -229,6 +229,20 @@ class LiveTestCase(TransactionTestCase):
         super().tearDown()
 
 
+class GunicornTestCase(LiveTestCase):
+    """A LiveTestCase with the app under gunicorn (two workers) for the whole class, as ``cls.server``."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.server = GunicornServer(env=server_env(), workers=2).start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+        super().tearDownClass()
+
+
 class GunicornServer:
     """The app under gunicorn (infra/gunicorn.conf.py) on a free loopback port, for tests and benchmarks."""
 

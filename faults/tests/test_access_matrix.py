@@ -16,15 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.test import TransactionTestCase
-
 from auth_app.models import User
 from auth_app.services import token_pair_issue
 from billing_app.tests.factories import make_invoice, make_usage
 from faults.load import Reply, request
 from faults.tests.support import make_actor, make_actors
-from techbirdsfly.cache import APPS, layer
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.cache import APPS
+from techbirdsfly.testing import GunicornTestCase
 
 ROLES = ("anonymous", "other", "owner", "staff")
 SECRET_KEY = "test-only-secret-key-for-server-processes-0123456789"  # techbirdsfly.testing.server_env
@@ -49,24 +47,9 @@ def expect(anonymous: int, other: int, owner: int, staff: int) -> dict[str, int]
     return dict(zip(ROLES, (anonymous, other, owner, staff), strict=True))
 
 
-class AccessMatrixTests(TransactionTestCase):
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.server = GunicornServer(env=server_env(), workers=2).start()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-        super().tearDownClass()
-
+class AccessMatrixTests(GunicornTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        self.redis = test_redis().client()
-        self.redis.flushall()  # the private test server only
-        layer.reset_breakers()
+        super().setUp()
         self.owner, self.other = make_actors(2, tag="matrix")
         self.staff = make_actor(staff=True, tag="matrixstaff")
         self.actors = {"owner": self.owner, "other": self.other, "staff": self.staff}

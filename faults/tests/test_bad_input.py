@@ -10,32 +10,16 @@ from __future__ import annotations
 
 import json
 
-from django.test import TransactionTestCase
-
 from faults.load import Reply, request
 from faults.tests.support import make_actor, make_actors
-from techbirdsfly.cache import layer
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.testing import GunicornTestCase
 
 MB = 1024 * 1024
 
 
-class BadInputTests(TransactionTestCase):
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        cls.server = GunicornServer(env=server_env(), workers=2).start()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-        super().tearDownClass()
-
+class BadInputTests(GunicornTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        layer.reset_breakers()
+        super().setUp()
         self.owner = make_actors(1, tag="badinput")[0]
         self.staff = make_actor(staff=True, tag="badinputstaff")
         self.writes = [
