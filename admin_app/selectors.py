@@ -13,7 +13,8 @@ from billing_app.models import Account, Invoice, Price, UsageRecord
 from billing_app.money import cents, iso
 from image_app.models import Image
 from techbirdsfly.cache import APPS, Cached, cache_counts, cluster, get_or_compute, scan_keys, server_info
-from techbirdsfly.cache.layer import CacheUnavailable, app_pattern, cache_for, call
+from techbirdsfly.cache.calls import CacheUnavailable, cache_for, call
+from techbirdsfly.cache.ops import app_pattern
 
 from . import cache
 from .cache import APP

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from techbirdsfly.cache import APPS
-from techbirdsfly.cache.layer import CacheUnavailable
+from techbirdsfly.cache.calls import CacheUnavailable
 from techbirdsfly.cache.stats import registry
 from techbirdsfly.exceptions import json_error
 from techbirdsfly.responses import cached_response

@@ -68,6 +68,7 @@ def _user_deleted(sender, instance: User, **kwargs) -> None:
 
 @receiver(post_save, sender=AuthToken)
 @receiver(post_delete, sender=AuthToken)
-def _token_changed(sender, instance: AuthToken, **kwargs) -> None:
-    if instance.kind == AuthToken.Kind.ACCESS:
+def _token_changed(sender, instance: AuthToken, created: bool = False, **kwargs) -> None:
+    # A token just created has no record to make stale: an unknown token's lookup is never cached.
+    if instance.kind == AuthToken.Kind.ACCESS and not created:
         invalidate_tokens([instance.token_hash])

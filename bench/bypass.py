@@ -8,11 +8,12 @@ from typing import Any
 
 def install() -> None:
     import techbirdsfly.cache
-    from techbirdsfly.cache import layer
+    from techbirdsfly.cache import reads
+    from techbirdsfly.cache.calls import kind_of
 
-    def get_or_compute(kind: str, key: str, compute: Callable[[], Any], **_: Any) -> layer.Cached[Any]:
-        layer.kind_of(kind)  # the same validation as the real one
-        return layer.Cached(compute(), False)
+    def get_or_compute(kind: str, key: str, compute: Callable[[], Any], **_: Any) -> reads.Cached[Any]:
+        kind_of(kind)  # the same validation as the real one
+        return reads.Cached(compute(), False)
 
-    layer.get_or_compute = get_or_compute
+    reads.get_or_compute = get_or_compute
     techbirdsfly.cache.get_or_compute = get_or_compute

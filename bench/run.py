@@ -218,7 +218,7 @@ def measure_endpoints(
 
 
 def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], redis: Any) -> dict:
-    from techbirdsfly.cache.layer import cache_for
+    from techbirdsfly.cache.calls import cache_for
 
     from . import stampede
 
@@ -353,7 +353,7 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
 def measure_codecs(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], fx: Any) -> dict:
     from auth_app import cache as auth_cache
     from auth_app.tokens import token_hash
-    from techbirdsfly.cache.layer import cache_for
+    from techbirdsfly.cache.calls import cache_for
     from techbirdsfly.cache.serializers import SafeJSONSerializer
 
     from . import options

@@ -118,6 +118,9 @@ CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 2.0)
 CACHE_FILL_WAIT = env_float("CACHE_FILL_WAIT", 5.0)
 # Seconds of Redis time one HTTP request may spend in all; past it the request goes on without Redis.
 CACHE_REQUEST_BUDGET = env_float("CACHE_REQUEST_BUDGET", 0.2)
+# How often each process reads new rows of the invalidation journal (techbirdsfly/cache/journal.py);
+# 0 turns the follower thread off (the test runner does: tests call journal.catch_up themselves).
+CACHE_JOURNAL_POLL = env_float("CACHE_JOURNAL_POLL", 0.25)
 
 
 # Credentials of the app's ACL user (infra/redis/redis.conf) when they are not in REDIS_URL; unlike a

@@ -30,7 +30,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rest_framework.test import APIClient
 
-from techbirdsfly.cache import layer
+from techbirdsfly.cache import journal
+from techbirdsfly.cache.calls import reset_breakers
 
 
 def free_port() -> int:
@@ -147,7 +148,11 @@ class RedisTestRunner(DiscoverRunner):
         RedisTestRunner.redis_server = server
         # Fast hashing for the many logins tests make; production keeps Django's default hashers.
         self._caches = override_settings(
-            CACHES=caches_at(server.url), PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
+            CACHES=caches_at(server.url),
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+            # No follower thread in the test process: its own database connection would not see the
+            # rows of a TestCase's transaction. Tests call journal.catch_up(); servers they start follow.
+            CACHE_JOURNAL_POLL=0,
         )
         self._caches.enable()
         if self.verbosity >= 1:
@@ -193,13 +198,15 @@ class CacheTestCase(TestCase):
         super().setUp()
         self.redis = test_redis().client()
         self.redis.flushall()  # our private test server only; application code never flushes
-        layer.reset_breakers()
+        reset_breakers()
+        journal.reset()  # as a process starts: it loads the journal before its first read
+        journal.catch_up()
         self.api = CommitAPIClient(self)
 
     def tearDown(self) -> None:
         # A test may have stopped, killed or paused the private Redis: the next one gets it back.
         test_redis().ensure_running()
-        layer.reset_breakers()
+        reset_breakers()
         super().tearDown()
 
     def redis_keys(self) -> list[str]:
@@ -221,11 +228,13 @@ class LiveTestCase(TransactionTestCase):
         self.redis_server.ensure_running()
         self.redis = self.redis_server.client()
         self.redis.flushall()  # our private test server only
-        layer.reset_breakers()
+        reset_breakers()
+        journal.reset()  # as a process starts: it loads the journal before its first read
+        journal.catch_up()
 
     def tearDown(self) -> None:
         self.redis_server.ensure_running()
-        layer.reset_breakers()
+        reset_breakers()
         super().tearDown()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from techbirdsfly.cache import APPS, get_or_compute
-from techbirdsfly.cache.layer import reset_breakers
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, test_redis
 
 from .factories import make_token, make_user

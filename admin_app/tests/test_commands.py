@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from techbirdsfly.cache import cache_counts, get_or_compute
-from techbirdsfly.cache.layer import reset_breakers
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import server_env, test_redis
 
 from .test_cache_api import AdminTestCase

@@ -17,7 +17,7 @@ from auth_app.models import User
 from billing_app.models import Account, UsageRecord
 from image_app.models import Image
 from techbirdsfly.cache import cache_counts, get_or_compute
-from techbirdsfly.cache.layer import reset_breakers
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import test_redis
 
 from .factories import PASSWORD, make_user

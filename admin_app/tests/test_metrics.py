@@ -11,7 +11,7 @@ from django.test import TransactionTestCase
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin_app.metrics import route_of
-from techbirdsfly.cache.layer import reset_breakers
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import GunicornServer, http_json, server_env, test_redis
 
 from .factories import make_token, make_user

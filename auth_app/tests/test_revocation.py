@@ -6,8 +6,8 @@ import time
 
 from auth_app.models import AuthToken
 from auth_app.tests.factories import PASSWORD, make_user
-from techbirdsfly.cache import layer
-from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.cache.calls import reset_breakers
+from techbirdsfly.models import CacheJournal
 from techbirdsfly.testing import CacheTestCase, GunicornServer, LiveTestCase, http_json, server_env, test_redis
 
 
@@ -32,13 +32,12 @@ class RevocationInProcessTests(CacheTestCase):
         server = test_redis()
         server.stop(save=True)  # SHUTDOWN SAVE: the dump holds the live record
         self.assertEqual(self.api.post("/api/auth/logout").status_code, 200)
-        self.assertEqual(PendingInvalidation.objects.count(), 1)
+        self.assertTrue(CacheJournal.objects.filter(app="auth", scope__startswith="auth:token:").exists())
         server.start()  # restarted from the same dump
-        layer.reset_breakers()
+        reset_breakers()
         self.assertTrue(any(k.startswith("AuthService_auth:token:") for k in self.redis_keys()))
         self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
         self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
-        self.assertFalse(PendingInvalidation.objects.exists())
 
 
 class RevocationAcrossWorkersTests(LiveTestCase):
@@ -79,13 +78,12 @@ class RevocationAcrossWorkersTests(LiveTestCase):
         self.redis_server.stop(save=True)
         status, _ = http_json(self.base, "POST", "/api/auth/logout", token=pair["accessToken"])
         self.assertEqual(status, 200)
-        self.assertEqual(PendingInvalidation.objects.count(), 1)
+        self.assertTrue(CacheJournal.objects.filter(app="auth", scope__startswith="auth:token:").exists())
         self.assertTrue(AuthToken.objects.filter(revoked_at__isnull=False).exists())
         self.redis_server.start()
         self.assertTrue(any(k.startswith(b"AuthService_auth:token:") for k in self.redis_server.client().scan_iter()))
         time.sleep(0.3)  # the workers' breaker cooldown
         self.assertEqual({status for status, _ in self.validate_many(pair["accessToken"], 30)}, {401})
-        self.assertFalse(PendingInvalidation.objects.exists())
 
     def test_login_throttle_holds_across_workers(self):
         statuses = [

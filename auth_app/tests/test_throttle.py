@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from auth_app.models import LoginFailure
 from auth_app.tests.factories import PASSWORD, make_user
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, test_redis
 
 HASHED = []
@@ -93,7 +93,7 @@ class ThrottleWithoutRedisTests(CacheTestCase):
             self.assertEqual(response.status_code, 401)
         self.assertEqual(LoginFailure.objects.count(), 6)
         test_redis().start()  # the four are still there (saved), and so are the six
-        layer.reset_breakers()
+        reset_breakers()
         response = self.api.post("/api/auth/login", {"email": "t@example.com", "password": PASSWORD})
         self.assertEqual(response.status_code, 429)
 

@@ -20,7 +20,7 @@ from billing_app.services import (
     invoice_pay,
     usage_record_create,
 )
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, test_redis
 
 from .factories import make_account, make_usage, make_user
@@ -79,7 +79,7 @@ class ConcurrentInvoiceTests(TransactionTestCase):
     def setUp(self) -> None:
         super().setUp()
         test_redis().client().flushall()  # our private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.account = make_account(make_user())
 
     def run_threads(self, *targets) -> list[BaseException]:

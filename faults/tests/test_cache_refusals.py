@@ -11,8 +11,8 @@ from django.test import override_settings
 
 from auth_app.models import User
 from auth_app.services import token_pair_issue
-from techbirdsfly.cache import layer
-from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.cache.calls import breaker_for
+from techbirdsfly.models import CacheJournal
 from techbirdsfly.testing import CacheTestCase
 
 
@@ -42,8 +42,8 @@ class RefusedWritesTests(CacheTestCase):
         answer = self.read()
         self.assertEqual(answer["data"]["language"], "de")
         self.assertIs(answer["fromCache"], False)
-        # Nothing waits for a replay: the generation is gone from Redis, for every process at once.
-        self.assertFalse(PendingInvalidation.objects.exists())
+        # The generation is gone from Redis, for every process at once.
+        self.assertEqual(self.redis.exists(f"UserService_user:user:{self.user.pk}:gen"), 0)
         self.redis.config_set("maxmemory", 0)
         self.read()
         self.assertEqual(self.read(), {"fromCache": True, "data": {**answer["data"]}})
@@ -56,20 +56,19 @@ class RefusedWritesTests(CacheTestCase):
         self.assertIs(me["fromCache"], False)
         # The server answered; the breaker stays closed and the entries already there are still served.
         self.assertIs(self.read()["fromCache"], True)
-        self.assertFalse(layer.breaker_for("user").is_open)
+        self.assertFalse(breaker_for("user").is_open)
 
-    def test_an_invalidation_parked_without_a_broken_connection_is_replayed(self):
+    def test_an_invalidation_redis_refuses_without_a_broken_connection_still_holds(self):
         # Redis answers reads but refuses every write, DEL included (as after a failed snapshot with
-        # stop-writes-on-bgsave-error, or an ACL mistake): the invalidation is parked in the database
-        # while every connection stays up, so no reconnect would ever trigger its replay.
+        # stop-writes-on-bgsave-error, or an ACL mistake): the invalidation is only in the journal, while
+        # every connection stays up, so no reconnect would ever trigger a replay.
         self.read()
         self.assertIs(self.read()["fromCache"], True)
         self.addCleanup(self.redis.execute_command, "ACL", "SETUSER", "default", "+@all")
         self.redis.execute_command("ACL", "SETUSER", "default", "-@write")
         self.assertEqual(self.api.patch(self.path, {"language": "fr"}).status_code, 200)
-        self.assertTrue(PendingInvalidation.objects.exists())
-        self.assertEqual(self.read()["data"]["language"], "fr")  # this process distrusts Redis until it replays
+        self.assertTrue(CacheJournal.objects.filter(app="user").exists())
+        self.assertEqual(self.read()["data"]["language"], "fr")  # the entry is older than the journal's row
         self.redis.execute_command("ACL", "SETUSER", "default", "+@all")
         self.assertEqual(self.read()["data"]["language"], "fr")
-        self.assertFalse(PendingInvalidation.objects.exists())
         self.assertEqual(self.read(), {"fromCache": True, "data": {**self.read()["data"], "language": "fr"}})

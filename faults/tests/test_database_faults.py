@@ -20,7 +20,7 @@ from faults.ledger import lost_writes
 from faults.load import MIX, Load, Reply, describe, poll_until, request, run_load, statuses
 from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
 ACTORS = 8
@@ -56,7 +56,7 @@ class DatabaseFaultTests(TransactionTestCase):
     def setUp(self) -> None:
         test_redis().ensure_running()
         test_redis().client().flushall()  # the private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.actors = make_actors(ACTORS, tag="dbfault")
 
     def start_server(self, database_port: int | None = None) -> str:

@@ -1,6 +1,6 @@
 """Concurrent misses on a value that is never cached must not wait for a fill that will not come.
 
-Single flight (techbirdsfly/cache/layer.py) makes concurrent misses of one key wait for the caller
+Single flight (techbirdsfly/cache/fills.py) makes concurrent misses of one key wait for the caller
 that computes it. Some values are computed but not stored: an unknown image id (TTL 0, since the
 image may be created a moment later) or a value over 1 MB. The fault suite found that concurrent
 requests for such a key each waited CACHE_FILL_WAIT (5 s) for an entry that never came.
@@ -16,7 +16,8 @@ from django.test import TransactionTestCase
 
 from faults.load import request
 from faults.tests.support import make_actors
-from techbirdsfly.cache import get_or_compute, layer
+from techbirdsfly.cache import get_or_compute, reset_breakers
+from techbirdsfly.cache.fills import FILL_LOCK_TTL
 from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
 
 BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
@@ -28,7 +29,7 @@ class UncachedValueWaitTests(TransactionTestCase):
     def setUp(self) -> None:
         test_redis().ensure_running()
         test_redis().client().flushall()  # the private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
         self.actor = make_actors(1, tag="waits")[0]
@@ -87,10 +88,10 @@ class FillLeaseTests(CacheTestCase):
 
     def test_an_orphaned_fill_lock_holds_no_one_up(self):
         # What a holder that died, or lost its store, leaves: a lease nobody renews.
-        self.redis.set("AdminService_admin:dashboard:lock", "lost-holder", px=int(layer.FILL_LOCK_TTL * 1000))
+        self.redis.set("AdminService_admin:dashboard:lock", "lost-holder", px=int(FILL_LOCK_TTL * 1000))
         results, latencies = self.read_concurrently(lambda: {"ok": 1})
         self.assertEqual([r.value for r in results], [{"ok": 1}] * 8)
-        self.assertLess(max(latencies), layer.FILL_LOCK_TTL + 0.15)
+        self.assertLess(max(latencies), FILL_LOCK_TTL + 0.15)
         self.assertIs(get_or_compute("admin.dashboard", "admin:dashboard", dict).from_cache, True)
 
     def test_a_slow_live_holder_keeps_its_lease(self):
@@ -98,7 +99,7 @@ class FillLeaseTests(CacheTestCase):
 
         def slow() -> dict:
             computes.append(1)
-            time.sleep(3 * layer.FILL_LOCK_TTL)  # several leases long
+            time.sleep(3 * FILL_LOCK_TTL)  # several leases long
             return {"slow": 1}
 
         results, _ = self.read_concurrently(slow)

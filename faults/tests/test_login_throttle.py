@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.test import TransactionTestCase
 
 from faults.load import request
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
 LIMIT = 10  # API.md: 429 after 10 failed tries for one email within 60 s
@@ -26,7 +26,7 @@ class LoginBurstTests(TransactionTestCase):
     def setUp(self) -> None:
         test_redis().ensure_running()
         test_redis().client().flushall()  # the private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.server = GunicornServer(env=server_env(), workers=2, threads=8).start()
         self.addCleanup(self.server.stop)
         self.addCleanup(test_redis().ensure_running)

@@ -32,7 +32,7 @@ from auth_app.models import User
 from auth_app.services import token_pair_issue
 from faults.load import request
 from faults.tests.support import make_actor, make_actors
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
 FUZZ_EXAMPLES = int(os.environ.get("FAULTS_FUZZ_EXAMPLES", "8"))
@@ -46,7 +46,7 @@ class SchemaFuzzTests(TransactionTestCase):
     def setUp(self) -> None:
         test_redis().ensure_running()
         test_redis().client().flushall()  # the private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
         self.owner = make_actors(1, tag="fuzz")[0]

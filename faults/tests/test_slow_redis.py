@@ -14,7 +14,7 @@ from django.test import override_settings
 from auth_app.models import User
 from auth_app.services import token_pair_issue
 from faults.proxy import TcpProxy
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, caches_at, test_redis
 
 BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
@@ -29,7 +29,7 @@ class SlowRedisTests(CacheTestCase):
         slow = override_settings(CACHES=caches_at(f"redis://127.0.0.1:{self.proxy.port}/0"))
         slow.enable()
         self.addCleanup(slow.disable)
-        self.addCleanup(layer.reset_breakers)
+        self.addCleanup(reset_breakers)
         user = User.objects.create_user("slow@faults.example", None, name="Slow")
         self.api.bearer(token_pair_issue(user=user).access_token)
         self.paths = ["/api/auth/me", f"/api/users/{user.pk}/preferences", "/api/auth/me"]
@@ -55,6 +55,6 @@ class SlowRedisTests(CacheTestCase):
         self.proxy.delay = DELAY
         self.timed_get(self.paths[0])
         self.proxy.delay = 0
-        layer.reset_breakers()  # on a busy machine a slow call may have timed out: not the subject here
+        reset_breakers()  # on a busy machine a slow call may have timed out: not the subject here
         self.api.get(self.paths[1])
         self.assertIs(self.api.get(self.paths[1]).json()["fromCache"], True)

@@ -31,7 +31,7 @@ from PIL import Image as PILImage
 from auth_app.tests.factories import make_token, make_user
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import GunicornServer, server_env, test_redis
 
 RANK = {"queued": 0, "running": 1, "completed": 2, "failed": 2}
@@ -92,7 +92,7 @@ class WorkerProcessTests(TransactionTestCase):
     def setUp(self) -> None:
         super().setUp()
         test_redis().client().flushall()  # our private test server only
-        layer.reset_breakers()
+        reset_breakers()
         self.media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
         self.addCleanup(shutil.rmtree, self.media, ignore_errors=True)
         self.owner = make_user()

@@ -1,20 +1,19 @@
-"""The shared cache layer: see layer.py. Apps import from here."""
+"""The shared cache layer, the only code that talks to django-redis. Apps import from here.
 
-from .layer import (
-    Cached,
-    CacheUnavailable,
-    clear_app,
-    count_keys,
-    get_or_compute,
-    invalidate,
-    ping,
-    scan_keys,
-    server_info,
-    window_decrement,
-    window_increment,
-    window_read,
-)
+- reads.py: ``get_or_compute``, cache-aside with single flight and early refresh;
+- generations.py: ``invalidate`` and the generations that make entries stale;
+- journal.py: every invalidation as a database row, checked by every process;
+- calls.py: the breaker and the request's Redis budget around every call;
+- fills.py: the fill locks (leases) of single flight;
+- counters.py, ops.py: window counters; listing, counting and clearing one app's keys.
+"""
+
+from .calls import CacheUnavailable, reset_breakers
+from .counters import window_decrement, window_increment, window_read
+from .generations import invalidate
+from .ops import clear_app, count_keys, ping, scan_keys, server_info
 from .policy import APPS, KINDS
+from .reads import Cached, get_or_compute
 from .stats import cache_counts
 
 __all__ = [
@@ -28,6 +27,7 @@ __all__ = [
     "get_or_compute",
     "invalidate",
     "ping",
+    "reset_breakers",
     "scan_keys",
     "server_info",
     "window_decrement",

@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from .connection import ConnectEpoch
+from .connection import ConnectEpoch, server_identity
 
 SLOTS = 16384
 
@@ -50,10 +50,9 @@ class ClusterUnavailable(RedisConnectionError):
 
 
 def _count_connection(connection: Any) -> None:
-    # RedisCluster has already authenticated the connection (its own on_connect); count it so the
-    # layer replays pending invalidations before trusting a node it has not talked to before.
-    with ConnectEpoch.lock:
-        ConnectEpoch.connects += 1
+    # RedisCluster has already authenticated the connection (its own on_connect); a node not seen
+    # before is counted, so the layer catches up with the journal before trusting it.
+    ConnectEpoch.seen(server_identity(connection))
 
 
 class _SafeClusterPipeline(ClusterPipeline):

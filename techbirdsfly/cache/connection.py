@@ -4,10 +4,10 @@
   alias's pool options (django-redis #685). Pools here are keyed by URL *and* options.
 - redis-py retries failed calls by default; against a dead server that multiplies the socket
   timeout. Retries are off: the circuit breaker (breaker.py) decides when to try again.
-- Every new connection is counted. A new connection may be to a Redis that restarted from an
-  old dump, or to a freshly promoted replica, holding entries that were invalidated while it was
-  unreachable; the cache layer replays pending invalidations before it trusts such a connection
-  (see ``layer.sync_needed``).
+- Every new connection asks the server who it is (``ConnectEpoch``). A Redis that restarted from an
+  old dump, or a freshly promoted replica, may hold entries that later writes made stale; the cache
+  layer catches up with the invalidation journal before it trusts what such a server answers
+  (journal.py).
 """
 
 from __future__ import annotations
@@ -20,23 +20,51 @@ from django_redis.pool import SentinelConnectionFactory as _SentinelConnectionFa
 from redis.backoff import NoBackoff
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, RedisError
 from redis.retry import Retry
 from redis.sentinel import SentinelManagedConnection
 
 
 class ConnectEpoch:
-    """Counts connections made to Redis by this process, and the count last synchronised."""
+    """Counts the Redis servers (or datasets) this process has connected to, by identity.
+
+    A server's identity is its ``run_id`` (new at every start) and its replication id (new when a
+    replica is promoted, or a server starts replicating another): a Redis restarted from an old dump,
+    a promoted replica, a restore, each is a new identity, whose entries the cache layer checks only
+    after it has caught up with the invalidation journal (journal.py). Another connection to a server
+    already seen (the pool growing, a reconnect after a network blip) is not counted.
+    """
 
     lock = threading.Lock()
     connects = 0
-    synced = 0
+    identities: set[bytes] = set()
+
+    @classmethod
+    def seen(cls, identity: bytes | None) -> None:
+        with cls.lock:
+            if identity is None or identity not in cls.identities:
+                cls.connects += 1
+                if identity is not None:
+                    cls.identities.add(identity)
+
+
+def server_identity(connection: Any) -> bytes | None:
+    """``run_id/master_replid`` of the server at the other end; None when it will not say."""
+    try:
+        connection.send_command("INFO", "server", "replication")
+        info = connection.read_response()
+    except RedisError:
+        return None
+    fields = dict(
+        line.split(b":", 1) for line in (info if isinstance(info, bytes) else b"").splitlines() if b":" in line
+    )
+    run_id, replid = fields.get(b"run_id"), fields.get(b"master_replid")
+    return run_id + b"/" + replid if run_id and replid else None
 
 
 def _on_connect(connection: Any) -> None:
     connection.on_connect_check_health(check_health=True)
-    with ConnectEpoch.lock:
-        ConnectEpoch.connects += 1
+    ConnectEpoch.seen(server_identity(connection))
 
 
 def _pool_key(params: dict[str, Any], pool_kwargs: dict[str, Any]) -> str:

@@ -5,15 +5,29 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
 from django.test import override_settings
 
-from techbirdsfly.cache import APPS, KINDS, cache_counts, clear_app, get_or_compute, invalidate, layer, scan_keys
+from techbirdsfly.cache import (
+    APPS,
+    KINDS,
+    cache_counts,
+    clear_app,
+    get_or_compute,
+    invalidate,
+    journal,
+    reset_breakers,
+    scan_keys,
+)
+from techbirdsfly.cache.calls import breaker_for
+from techbirdsfly.cache.fills import FILL_LOCK_TTL
+from techbirdsfly.cache.generations import WRITING_TTL
 from techbirdsfly.cache.policy import MAX_VALUE_BYTES
 from techbirdsfly.cache.serializers import SafeJSONSerializer
-from techbirdsfly.models import PendingInvalidation
+from techbirdsfly.models import CacheJournal
 from techbirdsfly.testing import CacheTestCase, test_redis
 
 UNPICKLED = []
@@ -181,7 +195,7 @@ class CacheAsideTests(CacheTestCase):
             invalidate("billing", scope)
             raise RuntimeError("rollback")
         ttl = self.redis.ttl("BillingService_billing:account:4:gen")
-        self.assertTrue(0 < ttl <= layer.WRITING_TTL, ttl)
+        self.assertTrue(0 < ttl <= WRITING_TTL, ttl)
 
     def test_values_over_one_megabyte_are_served_but_not_cached(self):
         big = "x" * (MAX_VALUE_BYTES + 1)
@@ -241,7 +255,7 @@ class StampedeTests(CacheTestCase):
     @override_settings(CACHE_FILL_WAIT=0.3)
     def test_a_dead_lock_holder_delays_but_never_blocks(self):
         # A holder that died leaves its lock; it expires by itself and waiters give up in time.
-        self.redis.set("AdminService_admin:dashboard:lock", "dead-holder", px=int(layer.FILL_LOCK_TTL * 1000))
+        self.redis.set("AdminService_admin:dashboard:lock", "dead-holder", px=int(FILL_LOCK_TTL * 1000))
         self.assertGreater(self.redis.pttl("AdminService_admin:dashboard:lock"), 0)
         began = time.monotonic()
         result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
@@ -252,7 +266,7 @@ class StampedeTests(CacheTestCase):
         key = "AdminService_admin:dashboard"
         get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"v": "old"})
         # Make the entry look about to expire and slow to compute: XFetch refreshes it early.
-        entry = {"v": {"v": "old"}, "g": None, "x": time.time() + 0.5, "d": 30.0}
+        entry = {"k": key, "v": {"v": "old"}, "g": None, "x": time.time() + 0.5, "d": 30.0}
         self.redis.set(key, SafeJSONSerializer({}).dumps(entry), ex=60)
         compute = Counter({"v": "new"}, sleep=0.3)
         results = []
@@ -305,35 +319,100 @@ class NamespaceTests(CacheTestCase):
         self.assertTrue(all(k.startswith("ImageService_image:") and 0 < ttl <= 7200 for k, ttl in keys))
 
 
-class PendingInvalidationTests(CacheTestCase):
+class JournalTests(CacheTestCase):
     def test_an_invalidation_is_tried_even_while_this_process_backs_off(self):
-        # Redis is up for the other processes: this one's open breaker must not park the
-        # invalidation where only this process would ever replay it.
+        # Redis is up for the other processes: this one's open breaker must not keep the new generation
+        # from them (they would serve the stale entry until their journal follower saw the row).
         scope = "billing:account:6"
         get_or_compute("billing.summary", "billing:summary:6", lambda: {"v": "old"}, scope=scope)
-        layer.breaker_for("billing").failure(ConnectionError("a timeout a moment ago"))
+        generation = self.redis.get("BillingService_billing:account:6:gen")
+        breaker_for("billing").failure(ConnectionError("a timeout a moment ago"))
         with self.captureOnCommitCallbacks(execute=True):
             invalidate("billing", scope)
-        self.assertFalse(PendingInvalidation.objects.exists())
-        layer.reset_breakers()
+        self.assertNotEqual(self.redis.get("BillingService_billing:account:6:gen"), generation)
+        reset_breakers()
         result = get_or_compute("billing.summary", "billing:summary:6", lambda: {"v": "new"}, scope=scope)
         self.assertEqual(result, ({"v": "new"}, False))
+
+    def test_every_invalidation_is_a_journal_row_in_the_writes_transaction(self):
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            invalidate("billing", "billing:account:70", "billing:account:71")
+            self.assertEqual(CacheJournal.objects.filter(scope__startswith="billing:account:7").count(), 2)
+            raise RuntimeError("rollback")
+        self.assertFalse(CacheJournal.objects.filter(scope__startswith="billing:account:7").exists())
+        with self.captureOnCommitCallbacks(execute=True), transaction.atomic():
+            invalidate("billing", "billing:account:72")
+        row = CacheJournal.objects.get(scope="billing:account:72")
+        self.assertEqual(journal.floor("billing", "billing:account:72"), row.pk)
+        # The generation in Redis carries the row's id as its number.
+        gen = SafeJSONSerializer({}).loads(self.redis.get("BillingService_billing:account:72:gen"))
+        self.assertEqual(int(gen.split(".")[0]), row.pk)
 
     def test_an_invalidation_made_while_redis_is_down_wins_over_an_old_dump(self):
         scope = "billing:account:5"
         get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "old"}, scope=scope)
         server = test_redis()
         server.stop(save=True)  # the dump holds the entry and its generation
-        with self.assertLogs("techbirdsfly.cache", "WARNING"), self.captureOnCommitCallbacks(execute=True):
+        with self.captureOnCommitCallbacks(execute=True):
             invalidate("billing", scope)
-        self.assertEqual(list(PendingInvalidation.objects.values_list("app", "scope")), [("billing", scope)])
         server.start()  # back with the old data
         self.assertEqual(self.redis.exists("BillingService_billing:summary:5"), 1)
-        layer.reset_breakers()
+        reset_breakers()
         result = get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "new"}, scope=scope)
         self.assertEqual(result, ({"v": "new"}, False))
-        self.assertFalse(PendingInvalidation.objects.exists())
         self.assertEqual(
-            get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "x"}, scope=scope),
+            get_or_compute("billing.summary", "billing:summary:5", lambda: {"v": "newer"}, scope=scope),
             ({"v": "new"}, True),
         )
+
+    def test_an_invalidation_made_while_redis_is_up_wins_over_an_older_dump(self):
+        # Redis saves, the write reaches it, then it comes back from the save: the journal, not
+        # Redis, remembers the write.
+        scope = "billing:account:8"
+        get_or_compute("billing.summary", "billing:summary:8", lambda: {"v": "old"}, scope=scope)
+        self.redis.save()
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", scope)
+        server = test_redis()
+        server.kill()
+        server.start()
+        reset_breakers()
+        self.assertEqual(self.redis.exists("BillingService_billing:summary:8"), 1)
+        result = get_or_compute("billing.summary", "billing:summary:8", lambda: {"v": "new"}, scope=scope)
+        self.assertEqual(result, ({"v": "new"}, False))
+
+    def test_a_row_committed_by_another_process_is_read_by_catch_up(self):
+        scope = "billing:account:12"
+        get_or_compute("billing.summary", "billing:summary:12", lambda: {"v": "old"}, scope=scope)
+        # Another process's write whose generation never reached Redis: only its row exists.
+        row = CacheJournal.objects.create(app="billing", scope=scope)
+        self.assertEqual(get_or_compute("billing.summary", "billing:summary:12", dict, scope=scope).from_cache, True)
+        self.assertTrue(journal.catch_up())
+        self.assertEqual(journal.floor("billing", scope), row.pk)
+        result = get_or_compute("billing.summary", "billing:summary:12", lambda: {"v": "new"}, scope=scope)
+        self.assertEqual(result, ({"v": "new"}, False))
+        # The reader moved Redis's generation on, so the new entry is a hit.
+        self.assertEqual(get_or_compute("billing.summary", "billing:summary:12", dict, scope=scope).from_cache, True)
+
+    def test_ids_committed_out_of_order_are_not_missed(self):
+        journal.catch_up()
+        first = CacheJournal.objects.create(app="billing", scope="billing:account:13")
+        second = CacheJournal.objects.create(app="billing", scope="billing:account:14")
+        # A catch-up that saw only the later row (the earlier one's transaction had not committed):
+        with journal._index.lock:
+            journal._index.note([(second.pk, "billing", "billing:account:14")], time.monotonic())
+            journal._track_gaps([(second.pk, "billing", "billing:account:14")], time.monotonic())
+        self.assertIn(first.pk, journal._index.gaps)
+        self.assertTrue(journal.catch_up())
+        self.assertEqual(journal.floor("billing", "billing:account:13"), first.pk)
+        self.assertNotIn(first.pk, journal._index.gaps)
+
+    def test_rows_older_than_the_longest_ttl_are_pruned(self):
+        old = CacheJournal.objects.create(app="billing", scope="billing:account:15")
+        CacheJournal.objects.filter(pk=old.pk).update(created_at=old.created_at - timedelta(seconds=journal.WINDOW + 1))
+        new = CacheJournal.objects.create(app="billing", scope="billing:account:16")
+        self.assertGreaterEqual(journal.prune(), 1)
+        self.assertEqual(
+            list(CacheJournal.objects.filter(pk__in=[old.pk, new.pk]).values_list("pk", flat=True)), [new.pk]
+        )
+        self.assertGreater(journal.WINDOW, max(kind.ttl for kind in KINDS.values()))

@@ -11,9 +11,13 @@ from django.test import TestCase, override_settings
 from redis.crc import key_slot
 
 from auth_app.models import User
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import CacheUnavailable, reset_breakers
 from techbirdsfly.cache.cluster import ClusterUnavailable, SafeRedisCluster, cluster_client
+from techbirdsfly.cache.counters import window_increment, window_read
+from techbirdsfly.cache.generations import invalidate
+from techbirdsfly.cache.ops import clear_app, count_keys, ping, scan_keys, server_info
 from techbirdsfly.cache.policy import APPS, DEFAULT_PREFIX
+from techbirdsfly.cache.reads import get_or_compute
 from techbirdsfly.cache.stats import cache_counts
 from techbirdsfly.settings import redis_cache
 from techbirdsfly.testing import CommitAPIClient, free_port
@@ -82,7 +86,7 @@ class ClusterCacheTests(TestCase):
         overrides = override_settings(CACHES=cluster_caches([self.nodes[0].address]))  # the rest are discovered
         overrides.enable()
         self.addCleanup(overrides.disable)
-        layer.reset_breakers()
+        reset_breakers()
         self.errors_before = {app: c["errors"] for app, c in cache_counts().items()}
 
     def node_of(self, key: str) -> RedisNode:
@@ -113,16 +117,16 @@ class ClusterCacheTests(TestCase):
             computed.append(1)
             return {"account": account, "version": len(computed)}
 
-        first = layer.get_or_compute("billing.summary", key, compute, scope=scope)
-        second = layer.get_or_compute("billing.summary", key, compute, scope=scope)
+        first = get_or_compute("billing.summary", key, compute, scope=scope)
+        second = get_or_compute("billing.summary", key, compute, scope=scope)
         self.assertEqual((first.from_cache, second.from_cache), (False, True))
         self.assertEqual(second.value, {"account": account, "version": 1})
         self.assertIsNot(self.node_of(f"BillingService_{key}"), self.node_of(f"BillingService_{scope}:gen"))
 
         with self.captureOnCommitCallbacks(execute=True):
-            layer.invalidate("billing", scope)
-        third = layer.get_or_compute("billing.summary", key, compute, scope=scope)
-        fourth = layer.get_or_compute("billing.summary", key, compute, scope=scope)
+            invalidate("billing", scope)
+        third = get_or_compute("billing.summary", key, compute, scope=scope)
+        fourth = get_or_compute("billing.summary", key, compute, scope=scope)
         self.assertEqual((third.from_cache, third.value["version"]), (False, 2))
         self.assertEqual((fourth.from_cache, fourth.value["version"]), (True, 2))
         self.assert_no_cache_errors()
@@ -141,9 +145,9 @@ class ClusterCacheTests(TestCase):
 
     def test_listing_and_clearing_one_app_walk_every_shard_and_leave_the_others(self) -> None:
         for i in range(60):
-            layer.get_or_compute("billing.usage", f"billing:usage:{i}", lambda: {"units": 1}, scope=f"billing:a:{i}")
-            layer.get_or_compute("image.metadata", f"image:result:{i}", lambda: {"ok": True})
-        layer.get_or_compute("user.preferences", "user:preferences:1", lambda: {"theme": "dark"})
+            get_or_compute("billing.usage", f"billing:usage:{i}", lambda: {"units": 1}, scope=f"billing:a:{i}")
+            get_or_compute("image.metadata", f"image:result:{i}", lambda: {"ok": True})
+        get_or_compute("user.preferences", "user:preferences:1", lambda: {"theme": "dark"})
         billing_by_node = [self.keys_on(node, "BillingService") for node in self.nodes]
         self.assertTrue(all(billing_by_node), "billing keys should be spread over all three shards")
         every_billing_key = set().union(*billing_by_node)
@@ -151,7 +155,7 @@ class ClusterCacheTests(TestCase):
 
         listed, cursor, pages = [], 0, 0
         while True:
-            cursor, page = layer.scan_keys("billing", count=7, cursor=cursor)
+            cursor, page = scan_keys("billing", count=7, cursor=cursor)
             listed += page
             pages += 1
             if cursor == 0:
@@ -159,22 +163,22 @@ class ClusterCacheTests(TestCase):
             self.assertLess(pages, 500, "the cursor never came back to 0")
         self.assertEqual(sorted(k for k, _ in listed), sorted(every_billing_key))  # each key once
         self.assertTrue(all(ttl > 0 for _, ttl in listed))
-        matched = [k for k, _ in layer.scan_keys("billing", match="billing:usage:1*", count=1000)[1]]
+        matched = [k for k, _ in scan_keys("billing", match="billing:usage:1*", count=1000)[1]]
         self.assertTrue(all(k.startswith("BillingService_billing:usage:1") for k in matched))
-        self.assertEqual(layer.count_keys("billing"), 120)
+        self.assertEqual(count_keys("billing"), 120)
 
-        self.assertEqual(layer.clear_app("billing"), 120)
+        self.assertEqual(clear_app("billing"), 120)
         self.assertEqual([self.keys_on(node, "BillingService") for node in self.nodes], [set(), set(), set()])
-        self.assertEqual(layer.count_keys("image"), 60)
-        self.assertEqual(layer.count_keys("user"), 1)
+        self.assertEqual(count_keys("image"), 60)
+        self.assertEqual(count_keys("user"), 1)
         self.assert_no_cache_errors()
 
     def test_counters_ping_and_server_info_cover_the_cluster(self) -> None:
-        self.assertEqual(layer.window_increment("auth.login_failures", "auth:login-failures:c"), 1)
-        self.assertEqual(layer.window_increment("auth.login_failures", "auth:login-failures:c"), 2)
-        self.assertEqual(layer.window_read("auth.login_failures", "auth:login-failures:c")[0], 2)
-        self.assertTrue(layer.ping())
-        info = layer.server_info()
+        self.assertEqual(window_increment("auth.login_failures", "auth:login-failures:c"), 1)
+        self.assertEqual(window_increment("auth.login_failures", "auth:login-failures:c"), 2)
+        self.assertEqual(window_read("auth.login_failures", "auth:login-failures:c")[0], 2)
+        self.assertTrue(ping())
+        info = server_info()
         self.assertEqual(info["maxmemory"], 3 * 256 * 1024 * 1024)  # summed over the primaries
         self.assertEqual(info["maxmemoryPolicy"], "allkeys-lru")
         self.assert_no_cache_errors()
@@ -182,26 +186,26 @@ class ClusterCacheTests(TestCase):
     def test_a_frozen_shard_costs_a_bounded_wait_and_caching_resumes(self) -> None:
         keys = [f"image:result:{i}" for i in range(30)]
         for key in keys:
-            layer.get_or_compute("image.metadata", key, lambda: {"ok": True})
+            get_or_compute("image.metadata", key, lambda: {"ok": True})
         frozen = self.nodes[1]
         frozen.pause()
         try:
             began = time.monotonic()
-            results = [layer.get_or_compute("image.metadata", key, lambda: {"ok": "db"}) for key in keys]
+            results = [get_or_compute("image.metadata", key, lambda: {"ok": "db"}) for key in keys]
             elapsed = time.monotonic() - began
             self.assertEqual({r.value["ok"] for r in results if not r.from_cache}, {"db"})
             self.assertTrue(any(not r.from_cache for r in results))
             self.assertLess(elapsed, 3.0)  # socket timeouts and the breaker bound the cost
-            self.assertFalse(layer.ping())
+            self.assertFalse(ping())
         finally:
             frozen.resume()
         time.sleep(0.4)  # the breaker's cooldown
 
         def all_hits() -> bool:
-            return all(layer.get_or_compute("image.metadata", k, lambda: {"ok": "db"}).from_cache for k in keys)
+            return all(get_or_compute("image.metadata", k, lambda: {"ok": "db"}).from_cache for k in keys)
 
         wait_for(lambda: all_hits() and all_hits(), 10, "hits on every shard again")
-        self.assertTrue(layer.ping())
+        self.assertTrue(ping())
 
 
 class UnreachableClusterTests(TestCase):
@@ -210,14 +214,14 @@ class UnreachableClusterTests(TestCase):
         with self.assertRaises(ClusterUnavailable):
             cluster_client([f"redis://{dead}"], {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2})
         with override_settings(CACHES=cluster_caches([dead])):
-            layer.reset_breakers()
-            result = layer.get_or_compute("user.preferences", "user:preferences:9", lambda: {"theme": "light"})
+            reset_breakers()
+            result = get_or_compute("user.preferences", "user:preferences:9", lambda: {"theme": "light"})
             self.assertEqual(result, (({"theme": "light"}), False))
-            self.assertFalse(layer.ping())
-            self.assertIsNone(layer.server_info())
-            with self.assertRaises(layer.CacheUnavailable):
-                layer.scan_keys("user")
-            layer.reset_breakers()
+            self.assertFalse(ping())
+            self.assertIsNone(server_info())
+            with self.assertRaises(CacheUnavailable):
+                scan_keys("user")
+            reset_breakers()
 
     def test_cluster_errors_are_redis_errors(self) -> None:
         # So that django-redis and the layer's breaker treat them as an outage.

@@ -10,8 +10,12 @@ from django.conf import settings
 from django.test import TestCase, override_settings
 
 from auth_app.models import User
-from techbirdsfly.cache import layer
+from techbirdsfly.cache.calls import reset_breakers
+from techbirdsfly.cache.counters import window_increment, window_read
+from techbirdsfly.cache.generations import invalidate
+from techbirdsfly.cache.ops import clear_app, count_keys, ping, scan_keys, server_info
 from techbirdsfly.cache.policy import APPS, DEFAULT_PREFIX
+from techbirdsfly.cache.reads import get_or_compute
 from techbirdsfly.cache.stats import cache_counts
 from techbirdsfly.settings import redis_cache
 from techbirdsfly.testing import CommitAPIClient
@@ -131,7 +135,7 @@ class AppOnHardenedRedisTests(TestCase):
         overrides = override_settings(CACHES=hardened_caches(self.node))
         overrides.enable()
         self.addCleanup(overrides.disable)
-        layer.reset_breakers()
+        reset_breakers()
         self.errors_before = {app: counts["errors"] for app, counts in cache_counts().items()}
 
     def tearDown(self) -> None:
@@ -145,35 +149,35 @@ class AppOnHardenedRedisTests(TestCase):
             calls.append(1)
             return {"n": len(calls)}
 
-        first = layer.get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
-        second = layer.get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
+        first = get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
+        second = get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
         self.assertEqual((first.from_cache, second.from_cache), (False, True))
         # The fill lock was released (a Lua script: EVALSHA is allowed and runs with the app's rights).
         self.assertFalse(self.node.admin().exists("BillingService_billing:summary:1:lock"))
         with self.captureOnCommitCallbacks(execute=True):
-            layer.invalidate("billing", "billing:account:1")
-        third = layer.get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
+            invalidate("billing", "billing:account:1")
+        third = get_or_compute("billing.summary", "billing:summary:1", compute, scope="billing:account:1")
         self.assertEqual((third.from_cache, third.value), (False, {"n": 2}))
 
     def test_counters_listing_clearing_and_server_info(self) -> None:
-        self.assertEqual(layer.window_increment("auth.login_failures", "auth:login-failures:x"), 1)
-        self.assertEqual(layer.window_increment("auth.login_failures", "auth:login-failures:x"), 2)
-        self.assertEqual(layer.window_read("auth.login_failures", "auth:login-failures:x")[0], 2)
+        self.assertEqual(window_increment("auth.login_failures", "auth:login-failures:x"), 1)
+        self.assertEqual(window_increment("auth.login_failures", "auth:login-failures:x"), 2)
+        self.assertEqual(window_read("auth.login_failures", "auth:login-failures:x")[0], 2)
         for i in range(5):
-            layer.get_or_compute("image.metadata", f"image:result:{i}", lambda: {"ok": True})
-        layer.get_or_compute("user.preferences", "user:preferences:1", lambda: {"theme": "dark"})
+            get_or_compute("image.metadata", f"image:result:{i}", lambda: {"ok": True})
+        get_or_compute("user.preferences", "user:preferences:1", lambda: {"theme": "dark"})
 
-        cursor, listed = layer.scan_keys("image", count=1000)
+        cursor, listed = scan_keys("image", count=1000)
         self.assertEqual(cursor, 0)
         self.assertEqual(len(listed), 5)
         self.assertTrue(all(0 < ttl <= 3600 for _, ttl in listed))
-        self.assertEqual(layer.count_keys("image"), 5)
-        self.assertEqual(layer.clear_app("image"), 5)
-        self.assertEqual(layer.count_keys("image"), 0)
-        self.assertEqual(layer.count_keys("user"), 1)
+        self.assertEqual(count_keys("image"), 5)
+        self.assertEqual(clear_app("image"), 5)
+        self.assertEqual(count_keys("image"), 0)
+        self.assertEqual(count_keys("user"), 1)
 
-        self.assertTrue(layer.ping())
-        info = layer.server_info()
+        self.assertTrue(ping())
+        info = server_info()
         self.assertEqual(info["maxmemoryPolicy"], "allkeys-lru")
         self.assertTrue(info["version"].startswith("7."))
 

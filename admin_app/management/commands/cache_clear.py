@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from admin_app.selectors import app_footprint
 from admin_app.services import cache_app_clear
 from techbirdsfly.cache import APPS
-from techbirdsfly.cache.layer import CacheUnavailable
+from techbirdsfly.cache.calls import CacheUnavailable
 
 from ._common import app_argument, redis_down
 

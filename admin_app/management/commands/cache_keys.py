@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from admin_app.selectors import cache_keys_page
 from techbirdsfly.cache import APPS
-from techbirdsfly.cache.layer import CacheUnavailable
+from techbirdsfly.cache.calls import CacheUnavailable
 
 from ._common import app_argument, redis_down
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from techbirdsfly.cache import APPS, ping, server_info
-from techbirdsfly.cache.layer import breaker_for
+from techbirdsfly.cache.calls import breaker_for
 
 
 class Command(BaseCommand):

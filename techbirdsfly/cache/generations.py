@@ -1,0 +1,165 @@
+"""Generations: what makes an entry stale, and ``invalidate``, which makes them so.
+
+Entries that writes can make stale belong to a *scope* (an account, a user, a token). The scope's
+generation key, ``{scope}:gen``, holds ``"<number>.<random>"``: the number is the id of the scope's
+latest journal row (journal.py; 0 when none within the window), the random part tells apart two
+generations of one number. An entry is stored with the generation it was computed under and is a hit
+only while that generation is the key's current one *and* its number is not below the newest journal
+row this process knows for the scope.
+
+Readers take the generation *before* they read the database, so a read racing a write stores its
+(possibly pre-write) result under the old generation, where nobody will accept it. A reader that found
+no generation, or one older than the journal, creates the next one only after it has computed a value
+worth caching, and only if the key still holds what it read (``_CLAIM``): a lookup of something that
+does not exist leaves no generation key behind (API.md: nothing of it outlives 60 s).
+
+Values are signed (serializers.py), so nobody without SECRET_KEY can write a generation; numbers only
+grow (``_BUMP``), so an invalidation applied late never undoes a newer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+
+from . import journal
+from .calls import CacheUnavailable, cache_for, call, client_for, refused_write
+from .policy import GENERATION_TTL
+
+logger = logging.getLogger("techbirdsfly.cache")
+
+# A generation starting with WRITING marks a scope whose transaction has not committed yet (see
+# ``invalidate``); the mark outlives any sane transaction and expires after a rollback.
+WRITING = "w:"
+WRITING_TTL = 30
+
+# Set KEYS[1] to ARGV[1] (signed "<n>.<random>", n = ARGV[2]) unless it holds a number >= n already.
+# A signed value is ``<hex tag>."<json string>"`` (serializers.py); a WRITING mark has no number.
+_BUMP = """
+local current = redis.call('get', KEYS[1])
+if current then
+  local n = tonumber(string.match(current, '^%x+%."(%d+)%.'))
+  if n and n >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+# Set KEYS[1] to ARGV[2] only if it still holds ARGV[1] ('' for: it does not exist).
+_CLAIM = """
+local current = redis.call('get', KEYS[1]) or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def generation_key(scope: str) -> str:
+    return f"{scope}:gen"
+
+
+def new_generation(number: int) -> str:
+    return f"{number}.{secrets.token_hex(6)}"
+
+
+def number_of(generation: Any) -> int | None:
+    """The journal number of a generation; None for a WRITING mark or anything else."""
+    if not isinstance(generation, str):
+        return None
+    head, dot, _ = generation.partition(".")
+    return int(head) if dot and head.isdigit() else None
+
+
+def claim(app: str, gen_key: str, read: bytes | None, number: int) -> str | None:
+    """Replace the generation ``read`` (raw, None: absent) by a new one numbered ``number``.
+
+    Returns the new generation, or None when the key changed since it was read (a write came in
+    between, so what the caller computed may be stale) or Redis is unavailable.
+    """
+    cache = cache_for(app)
+    generation = new_generation(number)
+    signed = cache.client._serializer.dumps(generation)
+    client = client_for(app)
+    try:
+        done = call(app, client.eval, _CLAIM, 1, gen_key, read or b"", signed, GENERATION_TTL)
+    except CacheUnavailable:
+        return None
+    return generation if done else None
+
+
+def invalidate(app: str, *scopes: str) -> None:
+    """Make every entry of ``scopes`` stale, once the current transaction commits (now if none).
+
+    The journal rows are written first, in the transaction: the invalidation is durable exactly when
+    the write is. Inside a transaction the scopes are also marked *being written*: until the new
+    generation is written after the commit, reads of those scopes go to the database and store
+    nothing. So no read that starts after the commit is served pre-write data, not even in the
+    instant between the commit and the invalidation (a logout, say, is final the moment it commits).
+    If the transaction rolls back, the rows go with it and the mark expires within WRITING_TTL.
+    """
+    if not scopes:
+        return
+    cache_for(app)  # fail fast on an unknown app
+    scopes = list(dict.fromkeys(scopes))
+    ids = journal.record(app, scopes)
+    if _in_transaction():
+        with contextlib.suppress(CacheUnavailable):
+            _mark_being_written(app, scopes)
+    transaction.on_commit(lambda: _apply(app, scopes, ids), robust=True)
+
+
+def _in_transaction() -> bool:
+    """Inside a transaction that will commit later: an atomic block other than a TestCase's own.
+
+    Django's TestCase wraps each test in atomic blocks it flags ``_from_testcase``; a write made
+    directly in a test body behaves as in autocommit, as in production outside ``atomic``.
+    """
+    blocks = transaction.get_connection().atomic_blocks
+    return any(not getattr(block, "_from_testcase", False) for block in blocks)
+
+
+def _mark_being_written(app: str, scopes: Iterable[str]) -> None:
+    cache = cache_for(app)
+    marks = {generation_key(scope): WRITING + secrets.token_hex(6) for scope in scopes}
+    call(app, cache.set_many, marks, timeout=WRITING_TTL)
+
+
+def _apply(app: str, scopes: list[str], ids: list[int]) -> None:
+    """After the commit: this process knows the rows at once, and Redis gets the new generations."""
+    journal.note_committed(app, scopes, ids)
+    try:
+        bump(app, zip(scopes, ids, strict=True))
+    except CacheUnavailable as exc:
+        # Nothing is lost: the rows are in the journal, which every process checks entries against
+        # (journal.py). Redis is only the fast path that makes the change visible at once.
+        logger.info("Redis unavailable: %d invalidation(s) of %s reach other processes by the journal", len(ids), app)
+        if refused_write(exc):
+            # Redis answers but refuses writes (OOM at maxmemory under noeviction): DEL needs no
+            # memory, and a scope without a generation has no valid entry, in every process at once.
+            cache = cache_for(app)
+            with contextlib.suppress(CacheUnavailable):
+                call(app, cache.delete_many, [generation_key(scope) for scope in scopes], force=True)
+
+
+def bump(app: str, numbered: Iterable[tuple[str, int]]) -> None:
+    """Write new generations (never lowering a number), one pipelined script per key (cluster-safe).
+
+    Tried even while this process's breaker is open: Redis may be back for the other processes.
+    """
+    cache = cache_for(app)
+    dumps = cache.client._serializer.dumps
+    client = client_for(app)
+
+    def run() -> None:
+        pipe = client.pipeline(transaction=False)
+        for scope, number in numbered:
+            key = cache.make_key(generation_key(scope))
+            pipe.eval(_BUMP, 1, key, dumps(new_generation(number)), number, GENERATION_TTL)
+        pipe.execute()
+
+    call(app, run, force=True)

@@ -1,0 +1,226 @@
+"""The read path: ``get_or_compute``, cache-aside over one entry and its scope's generation.
+
+Reads answer from Redis when they can and from ``compute`` (the database) otherwise, and say which.
+Redis being down, slow or full is never an error for the caller: the breaker skips Redis after one
+failure and the value is computed.
+
+An entry is ``{"k": its own Redis key, "v": value, "g": generation, "x": expiry, "d": compute time}``,
+signed as a whole (serializers.py). It is a hit only under the key it names, before its signed expiry,
+with the scope's current generation, and not older than the newest journal row this process knows
+for the scope (generations.py, journal.py). So an entry copied, moved or replayed to another key is
+never served, and neither is one that a Redis come back older still holds.
+Hit or miss, a scoped read is a single MGET.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+from django.conf import settings
+
+from . import cluster, fills, journal
+from .calls import CacheUnavailable, cache_for, call, kind_of
+from .connection import ConnectEpoch
+from .generations import WRITING, claim, generation_key, number_of
+from .policy import Kind
+from .serializers import CorruptValue, ValueTooLarge
+from .stats import COMPUTES, HITS, MISSES
+
+logger = logging.getLogger("techbirdsfly.cache")
+
+T = TypeVar("T")
+
+# XFetch's beta: above 1 refreshes earlier, below 1 later.
+EARLY_REFRESH_BETA = 1.0
+
+
+class Cached[T](NamedTuple):
+    value: T
+    from_cache: bool
+
+
+def mget(client: Any, keys: list[str]) -> list[bytes | None]:
+    """MGET; on Redis Cluster one MGET per slot, pipelined to each shard (cluster.py)."""
+    return client.mget_nonatomic(keys) if cluster.is_cluster(client) else client.mget(keys)
+
+
+class Slot:
+    """One cache entry of one app: its key, its scope's generation key, and the ways to fill it."""
+
+    def __init__(self, policy: Kind, key: str, scope: str | None) -> None:
+        self.policy = policy
+        self.app = policy.app
+        self.cache = cache_for(policy.app)
+        self.key = key
+        self.full_key: str = self.cache.make_key(key)
+        self.scope = scope
+        self.gen_key: str | None = self.cache.make_key(generation_key(scope)) if scope else None
+        self.raw_generation: bytes | None = None  # the generation key as read, signed
+        self.generation: str | None = None
+        self.floor = 0  # the journal's newest number for the scope, when read
+        self.distrusted = False  # the journal could not be checked (database unavailable)
+
+    def read(self) -> dict[str, Any] | None:
+        """The current entry, or None on a miss; raises CacheUnavailable."""
+        start = ConnectEpoch.connects
+        keys = [self.full_key, self.gen_key] if self.gen_key else [self.full_key]
+        client = self.cache.client.get_client(write=False)
+        raws = call(self.app, mget, client, keys)
+        self.distrusted = not journal.trusted(start)
+        if self.distrusted:
+            self.generation = None
+            return None
+        return self.accept(raws)
+
+    def accept(self, raws: list[bytes | None]) -> dict[str, Any] | None:
+        """Check what Redis answered for [entry, generation]: the entry if it may be served."""
+        if self.gen_key:
+            self.raw_generation = raws[1]
+            self.generation = self._decode(raws[1])
+            self.floor = journal.floor(self.app, self.scope)  # type: ignore[arg-type]
+            if self.being_written:
+                return None
+        entry = self._decode(raws[0])
+        if not isinstance(entry, dict) or entry.get("k") != self.full_key or "v" not in entry:
+            return None
+        if not entry.get("x", 0) > time.time():
+            return None  # past its signed expiry: Redis was told to keep it longer (PERSIST, a restore)
+        if self.gen_key:
+            generation = entry.get("g")
+            if generation != self.generation or (number_of(generation) or 0) < self.floor:
+                return None
+        return entry
+
+    def _decode(self, raw: bytes | None) -> Any:
+        if raw is None:
+            return None
+        try:
+            return self.cache.client._serializer.loads(raw)
+        except CorruptValue as exc:
+            logger.warning("ignoring an unreadable cache value under %s: %s", self.full_key, exc)
+            return None
+
+    @property
+    def being_written(self) -> bool:
+        """A transaction that changes this scope has not finished: use the database, store nothing."""
+        return isinstance(self.generation, str) and self.generation.startswith(WRITING)
+
+    def wait_for_peer(self) -> dict[str, Any] | None:
+        """Poll for the entry another caller is computing; None when it does not come in time.
+
+        Also None as soon as the peer's fill lock is gone without an entry: its value is one that is
+        not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB), its compute failed,
+        or its lease ran out (it died, or its store was lost), and nothing will come. Waiting out
+        CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s (found by
+        faults/tests/test_fill_waits.py).
+        """
+        deadline = time.monotonic() + settings.CACHE_FILL_WAIT
+        pause = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            try:
+                # The lock first: a peer stores its entry before it unlocks.
+                held = call(self.app, self.cache.has_key, f"{self.key}:lock")
+                entry = self.read()
+            except CacheUnavailable:
+                return None
+            if entry is not None:
+                return entry
+            if self.being_written or self.distrusted or not held:
+                return None
+        return None
+
+    def compute_and_store(self, compute: Callable[[], T], ttl_of: Callable[[T], int] | None) -> T:
+        if self.being_written or self.distrusted:
+            return compute()
+        began = time.monotonic()
+        result = compute()
+        COMPUTES.labels(self.app).inc()
+        delta = time.monotonic() - began
+        timeout = self.policy.ttl if ttl_of is None else min(ttl_of(result), self.policy.ttl)
+        if timeout <= 0:
+            return result
+        generation = self.generation
+        if self.gen_key and (generation is None or (number_of(generation) or 0) < self.floor):
+            # No generation yet, or one from before the journal's newest row (Redis lost it): start
+            # the next one, unless a write changed the key while we computed.
+            generation = claim(self.app, self.gen_key, self.raw_generation, self.floor)
+            if generation is None:
+                return result
+        entry = {"k": self.full_key, "v": result, "g": generation, "x": time.time() + timeout, "d": round(delta, 6)}
+        try:
+            payload = self.cache.client._serializer.dumps(entry)
+            client = self.cache.client.get_client(write=True)
+            call(self.app, client.set, self.full_key, payload, ex=timeout)
+        except ValueTooLarge as exc:
+            logger.warning("not caching %s (%s.%s): %s", self.key, self.app, self.policy.name, exc)
+        except CacheUnavailable:
+            pass
+        return result
+
+
+def get_or_compute[T](
+    kind: str,
+    key: str,
+    compute: Callable[[], T],
+    *,
+    scope: str | None = None,
+    ttl_of: Callable[[T], int] | None = None,
+) -> Cached[T]:
+    """Return the cached value of ``key`` or compute, cache and return it.
+
+    ``kind`` names a row of the TTL table (policy.KINDS); ``ttl_of(value)`` may shorten that TTL
+    for one value, never lengthen it (0 or less: not cached). ``scope`` ties the entry to a
+    generation that ``invalidate`` bumps. ``compute`` must return JSON-ready data
+    (dicts, lists, str, int, float, bool, None).
+
+    On a miss only one caller (across all processes) computes; the others wait for its result
+    (single flight). Shortly before an entry expires, one caller refreshes it while the others are
+    still served the cached value (probabilistic early expiration), so a hot key has no cliff.
+    """
+    policy = kind_of(kind)
+    journal.follower.ensure_running()
+    slot = Slot(policy, key, scope)
+    try:
+        entry = slot.read()
+    except CacheUnavailable:
+        return Cached(compute(), False)
+
+    if entry is not None:
+        if not _refresh_early(entry):
+            HITS.labels(policy.app).inc()
+            return Cached(entry["v"], True)
+        lock = fills.try_lock(policy.app, slot.cache, key)
+        if lock is None:  # another caller is refreshing it: keep serving this one
+            HITS.labels(policy.app).inc()
+            return Cached(entry["v"], True)
+    elif slot.being_written or slot.distrusted:
+        MISSES.labels(policy.app).inc()
+        return Cached(compute(), False)
+    else:
+        lock = fills.try_lock(policy.app, slot.cache, key)
+        if lock is None:
+            entry = slot.wait_for_peer()
+            if entry is not None:
+                HITS.labels(policy.app).inc()  # served from Redis, filled by the peer
+                return Cached(entry["v"], True)
+        MISSES.labels(policy.app).inc()
+    try:
+        return Cached(slot.compute_and_store(compute, ttl_of), False)
+    finally:
+        if lock is not None:
+            fills.unlock(policy.app, lock)
+
+
+def _refresh_early(entry: dict[str, Any]) -> bool:
+    """XFetch (Vattani et al., VLDB 2015): refresh with a probability that rises as expiry nears,
+    scaled by how long the value took to compute, so one caller recomputes before all would."""
+    delta = entry.get("d") or 0.0
+    expires = entry.get("x") or 0.0
+    return delta > 0 and time.time() - delta * EARLY_REFRESH_BETA * math.log(1.0 - random.random()) >= expires
