@@ -260,6 +260,12 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front append to X-Forwarded-For (techbirdsfly/client.py): 0 ignores the header,
+# n takes the n-th address from its right. Anything more than the real count lets clients pick an
+# address and dodge the per-address login limit.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise SystemExit("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more")
 SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 # --- logging -----------------------------------------------------------------------------------
