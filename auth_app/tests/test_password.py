@@ -122,6 +122,11 @@ class OtherWaysOfSettingAPasswordTests(PasswordSetTestCase):
             user.save()
         self.assert_all_earlier_tokens_dead()
 
+    def test_a_queryset_update_of_the_password(self):
+        with self.captureOnCommitCallbacks(execute=True):
+            User.objects.filter(pk=self.user.pk).update(password=make_password(NEW_PASSWORD))
+        self.assert_all_earlier_tokens_dead()
+
     def test_manage_py_changepassword(self):
         # Django's command reads the password from the terminal; give it one without a terminal.
         with (
