@@ -107,7 +107,9 @@ def password_change(*, user_id: int, current_password: str, new_password: str, a
     A wrong current password is a failed login for the user's email (it is a password guess all the
     same), so it is throttled and counted like one.
     """
-    user = User.objects.get(pk=user_id)
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:  # deleted or deactivated since its token was cached
+        raise AuthenticationFailed("Invalid, expired or revoked token.")
     try:
         checked = user_authenticate(email=user.email, password=current_password, address=address)
     except throttle.LoginRefused as exc:
