@@ -19,18 +19,20 @@ ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=techbirdsfly.settings \
     MEDIA_ROOT=/data/media
 
-# A system user without a login shell; it owns nothing but the media directory.
+# A system user without a login shell; it owns nothing but the media and static volumes' directories.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
-    && mkdir -p /data/media \
-    && chown app:app /data/media
+    && mkdir -p /data/media /data/static \
+    && chown app:app /data/media /data/static
 
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 # The code stays owned by root and read-only to the app user.
 COPY . .
-# Static files are collected into the image, served by WhiteNoise. The key exists only for this
-# command (settings refuse to start without one); the real key comes from the environment at run time.
+# Static files are collected into the image; the compose files' `static` service copies them to
+# /data/static, the volume nginx serves (WhiteNoise still serves them to whoever reaches gunicorn).
+# The key exists only for this command (settings refuse to start without one); the real key comes
+# from the environment at run time.
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app
 

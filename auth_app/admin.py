@@ -1,6 +1,11 @@
+import functools
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest, HttpResponse
 
+from .forms import ThrottledAdminAuthenticationForm
 from .models import AuthToken, LoginFailure, User
 
 
@@ -28,4 +33,26 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
 @admin.register(LoginFailure)
 class LoginFailureAdmin(admin.ModelAdmin):
-    list_display = ("email_hash", "at")
+    list_display = ("subject", "email_hash", "at")
+
+
+def _answering_429(login: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The admin login view, answering a throttled try as the API does: 429 with Retry-After (and the form)."""
+
+    @functools.wraps(login)
+    def view(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        response = login(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        refused = getattr(form, "refused", None)
+        if refused is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(refused.retry_after)
+        return response
+
+    return view
+
+
+# Every door to a password is throttled alike (API.md): the admin's login form counts against the
+# same limits as the API, through the same backend (auth_app.backends).
+admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.login = _answering_429(admin.site.login)

@@ -40,6 +40,11 @@ def login_failures_key(email_hash: str) -> str:
     return f"auth:login-failures:{email_hash}"
 
 
+def address_failures_key(address_hash: str) -> str:
+    # Same kind (and 60 s window) as the per-email counter, its own key space.
+    return f"auth:address-failures:{address_hash}"
+
+
 def invalidate_tokens(token_hashes: Iterable[str]) -> None:
     # A token record is its own scope: its generation key is ``auth:token:<hash>:gen``.
     invalidate(APP, *(token_key(h) for h in token_hashes))

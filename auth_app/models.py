@@ -3,10 +3,13 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.hashers import acheck_password, check_password
 from django.contrib.auth.models import PermissionsMixin
-from django.db import models
-from django.db.models.functions import Lower
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.utils import timezone
+
+from .emails import normalize_email
 
 
 class UserQuerySet(models.QuerySet):
@@ -17,14 +20,27 @@ class UserQuerySet(models.QuerySet):
         ids = list(self.values_list("pk", flat=True))
         updated = super().update(**kwargs)
         invalidate_users(ids)
+        if "password" in kwargs:
+            # A password set in bulk is still a password change: the old tokens must die.
+            from .services import user_tokens_revoke
+
+            for user_id in ids:
+                user_tokens_revoke(user_id=user_id)
         return updated
+
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create skips save(), which is where the normalized email is filled (seed_demo uses it).
+        objs = list(objs)
+        for user in objs:
+            user.email_normalized = normalize_email(user.email)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def get_by_natural_key(self, email: str) -> User:
-        return self.get(email__iexact=email)
+        return self.get(email_normalized=normalize_email(email))
 
     def create_user(self, email: str, password: str | None = None, **extra) -> User:
         if not email:
@@ -44,6 +60,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who logs in with an email address."""
 
     email = models.EmailField(max_length=254, unique=True)
+    # emails.normalize_email(email), filled by save(): the column uniqueness and every lookup use.
+    # Longer than email because case folding can lengthen a string (ß → ss).
+    email_normalized = models.CharField(max_length=512, unique=True, editable=False)
     name = models.CharField(max_length=150, blank=True)
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -55,11 +74,62 @@ class User(AbstractBaseUser, PermissionsMixin):
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
-    class Meta:
-        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
-
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        # ModelForms (the admin's add and change forms) check uniqueness only on their own fields;
+        # without this a look-alike of an existing email would reach the database and answer 500.
+        normalized = normalize_email(self.email)
+        if User._base_manager.filter(email_normalized=normalized).exclude(pk=self.pk).exists():
+            raise ValidationError({"email": "A user with this email already exists."})
+
+    def check_password(self, raw_password: str) -> bool:
+        # Same as Django's, except the rehash on a hasher upgrade is marked as not a change, so that
+        # save() does not revoke the tokens of a user whose password only got a stronger hash.
+        def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            self._rehashing = True
+            self.save(update_fields=["password"])
+
+        return check_password(raw_password, self.password, setter)
+
+    async def acheck_password(self, raw_password: str) -> bool:
+        async def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            self._rehashing = True
+            await self.asave(update_fields=["password"])
+
+        return await acheck_password(raw_password, self.password, setter)
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        self.email_normalized = normalize_email(self.email)
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_normalized"}
+        rehashing, self._rehashing = getattr(self, "_rehashing", False), False
+        if self._state.adding or rehashing or (update_fields is not None and "password" not in update_fields):
+            super().save(*args, **kwargs)
+            return
+        # One transaction: the new hash and the revocation commit together, so there is no moment
+        # where the new password is live and a token issued under the old one still is too.
+        with transaction.atomic(using=kwargs.get("using") or self._state.db):
+            changed = self._password is not None or self._stored_password(lock=True) != self.password
+            super().save(*args, **kwargs)
+            if changed:
+                from .services import user_tokens_revoke
+
+                user_tokens_revoke(user_id=self.pk)
+
+    def _stored_password(self, *, lock: bool) -> str | None:
+        """The hash in the database now; locking the row orders two concurrent password changes."""
+        rows = User._base_manager.filter(pk=self.pk)
+        if lock:
+            rows = rows.select_for_update()
+        return rows.values_list("password", flat=True).first()
 
 
 class AuthToken(models.Model):
@@ -89,8 +159,14 @@ class AuthToken(models.Model):
 
 
 class LoginFailure(models.Model):
-    """A failed login counted while Redis was unavailable (the throttle's fallback)."""
+    """A failed login counted while Redis was unavailable (the throttle's fallback, auth_app/throttle.py)."""
 
+    class Subject(models.TextChoices):
+        EMAIL = "email"
+        ADDRESS = "address"
+
+    subject = models.CharField(max_length=7, choices=Subject.choices, default=Subject.EMAIL)
+    # SHA-256 of the normalized email, or of the client address when subject is "address".
     email_hash = models.CharField(max_length=64)
     at = models.DateTimeField(default=timezone.now)
 

@@ -18,6 +18,11 @@ class LoginSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
+class PasswordChangeSerializer(serializers.Serializer):
+    currentPassword = serializers.CharField(max_length=128, trim_whitespace=False)
+    newPassword = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
 class RefreshSerializer(serializers.Serializer):
     refreshToken = serializers.CharField(max_length=256)
 

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import check_password_with_timing_attack_mitigation
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 
-from techbirdsfly.cache import window_decrement, window_increment, window_read
-
-from . import cache
-from .models import AuthToken, LoginFailure, User
-from .tokens import email_hash, new_token, token_hash
+from . import cache, throttle
+from .emails import normalize_email
+from .models import AuthToken, User
+from .tokens import new_token, token_hash
 
 
 class EmailTaken(Exception):
@@ -36,12 +35,12 @@ def user_register(*, email: str, password: str, name: str = "") -> User:
     """Create a user; raise ValidationError for a weak password, EmailTaken for a used email."""
     email = User.objects.normalize_email(email.strip())
     validate_password(password, user=User(email=email, name=name))
-    if User.objects.filter(email__iexact=email).exists():
+    if User.objects.filter(email_normalized=normalize_email(email)).exists():
         raise EmailTaken(email)
     try:
         with transaction.atomic():
             return User.objects.create_user(email, password, name=name)
-    except IntegrityError:  # a concurrent registration won the race
+    except IntegrityError:  # a concurrent registration of the same normalized email won the race
         raise EmailTaken(email) from None
 
 
@@ -69,59 +68,62 @@ def token_pair_issue(*, user: User, family: uuid.UUID | None = None) -> TokenPai
     return TokenPair(access, refresh, settings.ACCESS_TOKEN_TTL)
 
 
-# --- login throttle ----------------------------------------------------------------------------
-# Failures are counted in Redis while it is up and in the database while it is not; a check adds
-# both, so an outage neither opens the door nor forgets the failures made before it.
+# --- login: every door to a password goes through user_authenticate --------------------------
 
 
-def _login_failures(digest: str) -> tuple[int, int]:
-    """Failures for this email in the current window, and seconds until the window ends."""
-    window = cache.LOGIN_FAILURES_WINDOW
-    since = timezone.now() - timedelta(seconds=window)
-    stored = list(LoginFailure.objects.filter(email_hash=digest, at__gt=since).values_list("at", flat=True))
-    count, retry_after = len(stored), 0
-    if stored:
-        retry_after = math.ceil((min(stored) - since).total_seconds())
-    in_redis = window_read(cache.LOGIN_FAILURES, cache.login_failures_key(digest))
-    if in_redis is not None:
-        count += in_redis[0]
-        retry_after = max(retry_after, in_redis[1])
-    return count, max(retry_after, 1)
+def user_authenticate(*, email: str, password: str, address: str | None) -> User | None:
+    """The user whose password this is, or None; raise LoginRefused when throttled or busy.
 
-
-def _reserve_login_try(digest: str) -> int | None:
-    """Count this try as a failure before the password is checked; the LoginFailure id when counted in the database.
-
-    Reserving first means concurrent tries see each other: checked after the password, a burst of
-    tries all passed the check before any was counted, and a burst of 40 tried 17 passwords
-    (faults/tests/test_login_throttle.py). A try that turns out not to be a failure is released.
+    The API login, the password change and the Django admin (auth_app.backends) all come here, so
+    one throttle counts them all. An unknown email costs one run of the hasher like a wrong password
+    (Django's timing mitigation), so the answer time does not tell which emails have accounts.
     """
-    if window_increment(cache.LOGIN_FAILURES, cache.login_failures_key(digest)) is not None:
-        return None
-    LoginFailure.objects.filter(at__lt=timezone.now() - timedelta(hours=1)).delete()
-    return LoginFailure.objects.create(email_hash=digest).pk
+    with throttle.login_try(email=email, address=address) as attempt:
+        with throttle.password_check_slot():
+            user = User.objects.filter(email_normalized=normalize_email(email)).first()
+            if not check_password_with_timing_attack_mitigation(user, password) or not user.is_active:
+                return None  # the try stays counted: a failure
+        attempt.succeeded()
+        return user
 
 
-def _release_login_try(digest: str, reservation: int | None) -> None:
-    if reservation is None:
-        window_decrement(cache.LOGIN_FAILURES, cache.login_failures_key(digest))
-    else:
-        LoginFailure.objects.filter(pk=reservation).delete()
+def _throttled(exc: throttle.LoginRefused) -> Throttled:
+    return Throttled(wait=exc.retry_after, detail=exc.detail)
 
 
-def user_login(*, email: str, password: str) -> TokenPair:
-    digest = email_hash(email)
-    reservation = _reserve_login_try(digest)
-    failures, retry_after = _login_failures(digest)  # this try included
-    if failures > settings.LOGIN_FAILURE_LIMIT:
-        _release_login_try(digest, reservation)  # a refused try is not a failed one
-        raise Throttled(wait=retry_after, detail="Too many failed logins for this email; try again later.")
-    # authenticate() hashes the password even for an unknown email, so both fail alike in time.
-    user = authenticate(email=email.strip(), password=password)
+def user_login(*, email: str, password: str, address: str | None) -> TokenPair:
+    try:
+        user = user_authenticate(email=email, password=password, address=address)
+    except throttle.LoginRefused as exc:
+        raise _throttled(exc) from None
     if user is None:
-        raise AuthenticationFailed("Invalid email or password.")  # the reservation stays: a failure
-    _release_login_try(digest, reservation)
+        raise AuthenticationFailed("Invalid email or password.")
     return token_pair_issue(user=user)
+
+
+def password_change(*, user_id: int, current_password: str, new_password: str, address: str | None) -> TokenPair:
+    """Set a new password after checking the current one; every earlier token dies, a new pair is issued.
+
+    A wrong current password is a failed login for the user's email (it is a password guess all the
+    same), so it is throttled and counted like one.
+    """
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:  # deleted or deactivated since its token was cached
+        raise AuthenticationFailed("Invalid, expired or revoked token.")
+    try:
+        checked = user_authenticate(email=user.email, password=current_password, address=address)
+    except throttle.LoginRefused as exc:
+        raise _throttled(exc) from None
+    if checked is None or checked.pk != user.pk:
+        raise ValidationError({"currentPassword": ["The current password is not correct."]})
+    try:
+        validate_password(new_password, user=checked)
+    except DjangoValidationError as exc:
+        raise ValidationError({"newPassword": list(exc.messages)}) from None
+    with transaction.atomic():
+        checked.set_password(new_password)
+        checked.save()  # User.save revokes every earlier token in this transaction
+        return token_pair_issue(user=checked)
 
 
 # --- refresh, logout, revocation -------------------------------------------------------------
@@ -137,6 +139,11 @@ def _revoke(tokens) -> None:
 
 def token_family_revoke(*, family: uuid.UUID) -> None:
     _revoke(AuthToken.objects.filter(family=family))
+
+
+def user_tokens_revoke(*, user_id: int) -> None:
+    """Revoke every live token of the user, all login families: what a password change does (User.save)."""
+    _revoke(AuthToken.objects.filter(user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()))
 
 
 def token_refresh(*, refresh_token: str) -> TokenPair:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from .emails import normalize_email
+
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
@@ -15,4 +17,5 @@ def token_hash(raw: str) -> str:
 
 
 def email_hash(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """The throttle's key for an email: every spelling that normalizes alike shares it."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()

@@ -8,5 +8,6 @@ urlpatterns = [
     path("validate-token", views.ValidateTokenView.as_view(), name="auth-validate-token"),
     path("refresh", views.RefreshView.as_view(), name="auth-refresh"),
     path("logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("password", views.PasswordView.as_view(), name="auth-password"),
     path("me", views.MeView.as_view(), name="auth-me"),
 ]

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from techbirdsfly.client import client_address
 from techbirdsfly.responses import cached_response
 
 from . import serializers, services
@@ -55,7 +56,7 @@ class LoginView(PublicView):
     def post(self, request: Request) -> Response:
         body = serializers.LoginSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        pair = services.user_login(**body.validated_data)
+        pair = services.user_login(**body.validated_data, address=client_address(request))
         return Response(serializers.TokenPairSerializer(pair).data)
 
 
@@ -100,6 +101,23 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         services.token_logout(pair=request.auth.pair)
         return Response({"message": "Logged out"})
+
+
+class PasswordView(APIView):
+    @extend_schema(
+        request=serializers.PasswordChangeSerializer,
+        responses={200: serializers.TokenPairSerializer, 400: OpenApiResponse(), 429: OpenApiResponse()},
+    )
+    def post(self, request: Request) -> Response:
+        body = serializers.PasswordChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        pair = services.password_change(
+            user_id=request.user.pk,
+            current_password=body.validated_data["currentPassword"],
+            new_password=body.validated_data["newPassword"],
+            address=client_address(request),
+        )
+        return Response(serializers.TokenPairSerializer(pair).data)
 
 
 class MeView(APIView):

@@ -99,6 +99,15 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "auth_app.User"
+# Every login door (the API and Django's own forms) checks passwords through the throttled backend.
+AUTHENTICATION_BACKENDS = ["auth_app.backends.ThrottledEmailBackend"]
+# Argon2id first (auth_app/hashers.py: OWASP's minimum, ~25 ms of CPU per check). PBKDF2 stays so
+# that existing hashes verify; each is rehashed with Argon2id at its user's next login.
+PASSWORD_HASHERS = [
+    "auth_app.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -235,6 +244,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 1024 * 1024)
 ACCESS_TOKEN_TTL = 60 * 60  # API.md: expiresIn 3600
 REFRESH_TOKEN_TTL = env_int("REFRESH_TOKEN_TTL", 14 * 24 * 60 * 60)
 LOGIN_FAILURE_LIMIT = 10  # API.md: 429 after 10 failed tries for one email within 60 s
+LOGIN_ADDRESS_FAILURE_LIMIT = 20  # API.md: 429 after 20 failed logins from one address within 60 s
+# Password checks one process runs at once (auth_app/throttle.py); more wait up to
+# LOGIN_CONCURRENCY_WAIT seconds for a slot, then answer 429. Keeps a login flood from holding
+# every worker thread.
+LOGIN_CONCURRENCY = env_int("LOGIN_CONCURRENCY", 2)
+LOGIN_CONCURRENCY_WAIT = env_float("LOGIN_CONCURRENCY_WAIT", 0.05)
+if LOGIN_CONCURRENCY < 1:
+    raise SystemExit("LOGIN_CONCURRENCY must be 1 or more")
 
 # --- static files and media ------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -263,6 +280,12 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front append to X-Forwarded-For (techbirdsfly/client.py): 0 ignores the header,
+# n takes the n-th address from its right. Anything more than the real count lets clients pick an
+# address and dodge the per-address login limit.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise SystemExit("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more")
 SILENCED_SYSTEM_CHECKS = env_list("DJANGO_SILENCED_SYSTEM_CHECKS")
 
 # --- logging -----------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class ComposeFileTests(SimpleTestCase):
     def test_the_stack_waits_for_healthy_postgres_and_redis_on_one_network(self) -> None:
         compose = load(COMPOSE)
         services = compose["services"]
-        self.assertEqual(set(services), {"web", "generator", "migrate", "postgres", "redis"})
+        self.assertEqual(set(services), {"nginx", "static", "web", "generator", "migrate", "postgres", "redis"})
         self.assertEqual(compose["networks"]["techbirdsfly_network"]["name"], "techbirdsfly_network")
         for name, service in services.items():
             self.assertEqual(service["networks"], ["techbirdsfly_network"], name)
@@ -119,6 +119,45 @@ class ComposeFileTests(SimpleTestCase):
         for variable in ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"):
             self.assertIn(variable, environment)
         self.assertEqual(environment["REDIS_USERNAME"], "app")
+
+    def test_only_nginx_is_published_and_it_fronts_web(self) -> None:
+        for path in (COMPOSE, COMPOSE_HA):
+            services = load(path)["services"]
+            published = sorted(name for name, service in services.items() if "ports" in service)
+            self.assertEqual(published, ["nginx"], path.name)
+            web, nginx, static = services["web"], services["nginx"], services["static"]
+            self.assertEqual(web["expose"], ["8000"], path.name)
+            self.assertEqual(nginx["ports"], ["${WEB_PORT:-8000}:80"], path.name)
+            self.assertRegex(nginx["image"], r"^nginx:\d+\.\d+-alpine$")  # pinned to a release line
+            self.assertEqual(
+                nginx["depends_on"],
+                {"web": {"condition": "service_healthy"}, "static": {"condition": "service_completed_successfully"}},
+            )
+            self.assertIn("/api/health", shell(nginx["healthcheck"]["test"]))
+            # The template the image renders is the one the tests run (test_infra_nginx.py).
+            targets = mounts(nginx)
+            templates = (INFRA / targets["/etc/nginx/templates"]).resolve()
+            self.assertEqual(templates, INFRA / "nginx" / "templates")
+            self.assertTrue((templates / "default.conf.template").is_file())
+            template = (templates / "default.conf.template").read_text()
+            env = nginx["environment"]
+            used = set(re.findall(r"\$\{(TBF_\w+)\}", template))
+            self.assertEqual(used, {name for name in env if name.startswith("TBF_")}, path.name)
+            self.assertEqual(env["NGINX_ENVSUBST_FILTER"], "TBF_")
+            # nginx reaches gunicorn where gunicorn.conf.py binds it, with the app's own body limit.
+            self.assertEqual(env["TBF_UPSTREAM"], "web:8000")
+            self.assertEqual(env["TBF_MAX_BODY_BYTES"], web["environment"]["DJANGO_MAX_BODY_BYTES"])
+            # nginx serves the volume the static service fills from the image's STATIC_ROOT.
+            self.assertEqual(targets[env["TBF_STATIC_ROOT"]], "static")
+            self.assertEqual(mounts(static)["/data/static"], "static")
+            self.assertIn("/app/staticfiles/.", static["command"][-1])
+            self.assertEqual(static["restart"], "no")
+            self.assertIn("static", load(path)["volumes"])
+            # The app believes the one proxy in front; nginx writes X-Forwarded-For/-Proto itself.
+            self.assertEqual(web["environment"]["DJANGO_TRUSTED_PROXY_COUNT"], "1")
+            self.assertEqual(web["environment"]["DJANGO_BEHIND_TLS_PROXY"], "1")
+            self.assertIn("proxy_set_header X-Forwarded-For $remote_addr;", template)
+            self.assertIn("proxy_set_header X-Forwarded-Proto $scheme;", template)
 
     def test_every_health_condition_names_a_service_with_a_health_check(self) -> None:
         for path in (COMPOSE, COMPOSE_HA):
@@ -311,7 +350,8 @@ class AppUnderComposeEnvironmentTests(TransactionTestCase):
         code = (
             "import json, django; from django.conf import settings; django.setup();"
             "print(json.dumps({'auth': settings.CACHES['auth'], 'db': settings.DATABASES['default']['HOST'],"
-            " 'hosts': settings.ALLOWED_HOSTS}, default=str))"
+            " 'hosts': settings.ALLOWED_HOSTS, 'proxies': settings.TRUSTED_PROXY_COUNT,"
+            " 'proto': settings.SECURE_PROXY_SSL_HEADER, 'body': settings.DATA_UPLOAD_MAX_MEMORY_SIZE}, default=str))"
         )
         done = subprocess.run(
             [sys.executable, "-c", code],
@@ -331,6 +371,9 @@ class AppUnderComposeEnvironmentTests(TransactionTestCase):
         self.assertEqual(single["auth"]["OPTIONS"]["USERNAME"], "app")
         self.assertEqual(single["db"], "postgres")
         self.assertIn("127.0.0.1", single["hosts"])
+        self.assertEqual(single["proxies"], 1)  # nginx in front
+        self.assertEqual(single["proto"], ["HTTP_X_FORWARDED_PROTO", "https"])
+        self.assertEqual(single["body"], 1024 * 1024)
         ha = self.settings_under(self.compose_env(COMPOSE_HA))
         self.assertEqual(ha["auth"]["LOCATION"], ["redis://mymaster/0"])
         self.assertEqual(ha["auth"]["OPTIONS"]["CLIENT_CLASS"], "django_redis.client.SentinelClient")

@@ -1,0 +1,162 @@
+"""One throttle for every door (issue 14, reproduction 2): the admin's form and the API share the limits."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.contrib.auth.hashers import MD5PasswordHasher
+from django.db import connection
+from django.test import Client, override_settings
+
+from auth_app.tests.factories import PASSWORD, make_user
+from techbirdsfly.testing import CacheTestCase, LiveTestCase
+
+ADMIN_LOGIN = "/admin/login/?next=/admin/"
+LONG_S = "\u017f"  # the long s, which case-folds to s
+
+
+class AdminAndAPIShareTheEmailLimitTests(CacheTestCase):
+    def setUp(self):
+        super().setUp()
+        make_user(email="boss@example.com", staff=True, is_superuser=True)
+
+    def admin_login(self, password: str, email: str = "boss@example.com", **extra):
+        return self.client.post(ADMIN_LOGIN, {"username": email, "password": password}, **extra)
+
+    def api_login(self, password: str, email: str = "boss@example.com", **extra):
+        return self.api.post("/api/auth/login", {"email": email, "password": password}, **extra)
+
+    def test_admin_failures_count_toward_the_api_limit(self):
+        for _ in range(10):
+            response = self.admin_login("wrong")
+            self.assertEqual(response.status_code, 200)  # the form again, with its error
+        refused = self.admin_login(PASSWORD)
+        self.assertEqual(refused.status_code, 429)
+        self.assertTrue(1 <= int(refused["Retry-After"]) <= 60)
+        self.assertContains(refused, "Too many failed logins", status_code=429)
+        self.assertNotIn("_auth_user_id", self.client.session)
+        self.assertEqual(self.api_login(PASSWORD).status_code, 429)
+
+    def test_api_failures_count_toward_the_admin_limit(self):
+        for _ in range(10):
+            self.assertEqual(self.api_login("wrong").status_code, 401)
+        refused = self.admin_login(PASSWORD)
+        self.assertEqual(refused.status_code, 429)
+        self.assertNotIn("_auth_user_id", self.client.session)
+
+    def test_mixed_doors_and_spellings_share_one_allowance(self):
+        for i in range(5):
+            self.admin_login("wrong", email="BOSS@example.com ")
+            self.api_login("wrong", email=f"bo{LONG_S}s@example.com{' ' * i}")
+        self.assertEqual(self.admin_login(PASSWORD).status_code, 429)
+        self.assertEqual(self.api_login(PASSWORD, email="Boss@Example.COM").status_code, 429)
+
+    def test_the_admin_still_logs_in(self):
+        self.admin_login("wrong")
+        response = self.admin_login(PASSWORD, email=" BOSS@example.com")
+        self.assertEqual(response.status_code, 302)
+        self.assertIn("_auth_user_id", self.client.session)
+
+
+class PerAddressLimitTests(CacheTestCase):
+    def fail(self, n: int, **extra) -> list[int]:
+        return [
+            self.api.post("/api/auth/login", {"email": f"nobody{i}@example.com", "password": "x"}, **extra).status_code
+            for i in range(n)
+        ]
+
+    def test_twenty_failures_from_one_address_refuse_every_further_try(self):
+        make_user(email="ok@example.com")
+        self.assertEqual(self.fail(20), [401] * 20)  # twenty emails, each far below its own limit
+        refused = self.api.post("/api/auth/login", {"email": "ok@example.com", "password": PASSWORD})
+        self.assertEqual(refused.status_code, 429)
+        self.assertTrue(1 <= int(refused["Retry-After"]) <= 60)
+        self.assertIn("address", refused.json()["detail"])
+        admin = self.client.post(ADMIN_LOGIN, {"username": "ok@example.com", "password": PASSWORD})
+        self.assertEqual(admin.status_code, 429)
+        # Another address is not affected.
+        other = self.api.post(
+            "/api/auth/login", {"email": "ok@example.com", "password": PASSWORD}, REMOTE_ADDR="192.0.2.7"
+        )
+        self.assertEqual(other.status_code, 200)
+
+    def test_admin_failures_count_per_address_too(self):
+        for i in range(20):
+            self.client.post(ADMIN_LOGIN, {"username": f"n{i}@example.com", "password": "x"})
+        self.assertEqual(self.fail(1), [429])
+
+    def test_a_spoofed_x_forwarded_for_is_ignored_without_trusted_proxies(self):
+        statuses = [
+            self.api.post(
+                "/api/auth/login",
+                {"email": f"nobody{i}@example.com", "password": "x"},
+                HTTP_X_FORWARDED_FOR=f"198.51.100.{i}",
+            ).status_code
+            for i in range(22)
+        ]
+        self.assertEqual(statuses, [401] * 20 + [429] * 2)
+
+    @override_settings(TRUSTED_PROXY_COUNT=1)
+    def test_with_one_trusted_proxy_the_rightmost_forwarded_address_is_the_client(self):
+        # The proxy (REMOTE_ADDR) appends the client's address; what the client wrote to its left is ignored.
+        spoofed = [f"203.0.113.{i}, 198.51.100.9" for i in range(22)]
+        statuses = [
+            self.api.post(
+                "/api/auth/login", {"email": f"n{i}@example.com", "password": "x"}, HTTP_X_FORWARDED_FOR=header
+            ).status_code
+            for i, header in enumerate(spoofed)
+        ]
+        self.assertEqual(statuses, [401] * 20 + [429] * 2)
+        # Another client behind the same proxy (same REMOTE_ADDR) is not affected.
+        other = self.api.post(
+            "/api/auth/login", {"email": "n0@example.com", "password": "x"}, HTTP_X_FORWARDED_FOR="198.51.100.10"
+        )
+        self.assertEqual(other.status_code, 401)
+
+
+# --- the cap on concurrent password checks --------------------------------------------------------
+
+GATE = threading.Event()
+ENTERED = threading.Semaphore(0)
+
+
+class BlockingHasher(MD5PasswordHasher):
+    """A hasher that holds its check until the test lets it go: a password check that is still running."""
+
+    algorithm = "blocking_md5"
+
+    def encode(self, password, salt):
+        ENTERED.release()
+        GATE.wait(10)
+        return super().encode(password, salt).replace("md5$", "blocking_md5$", 1)
+
+
+@override_settings(
+    PASSWORD_HASHERS=["auth_app.tests.test_doors.BlockingHasher"], LOGIN_CONCURRENCY=2, LOGIN_CONCURRENCY_WAIT=0.05
+)
+class ConcurrencyCapTests(LiveTestCase):
+    def login(self, i: int):
+        try:
+            client = Client(REMOTE_ADDR=f"192.0.2.{i}")  # another address each: only the cap may refuse
+            return client.post(
+                "/api/auth/login", {"email": f"ghost{i}@example.com", "password": "x"}, content_type="application/json"
+            )
+        finally:
+            connection.close()
+
+    def test_over_the_cap_a_login_is_refused_at_once_with_429_and_retry_after(self):
+        GATE.clear()
+        with ThreadPoolExecutor(2) as pool:
+            running = [pool.submit(self.login, i) for i in range(2)]
+            for _ in range(2):
+                self.assertTrue(ENTERED.acquire(timeout=10))  # both slots hold a check
+            refused = self.login(9)
+            GATE.set()
+            answers = [future.result() for future in running]
+        self.assertEqual(refused.status_code, 429)
+        self.assertEqual(refused["Retry-After"], "1")
+        self.assertIn("detail", refused.json())
+        self.assertEqual([answer.status_code for answer in answers], [401, 401])
+        # The refused try was not counted as a failure; the slots are free again.
+        self.assertEqual(self.login(9).status_code, 401)
