@@ -185,11 +185,12 @@ def name_app(redis_key_: str) -> str:
 
 
 class OlderRedisTests(IntegrityTestCase):
-    """SAVE, then a write the API acknowledges, then Redis killed and restarted on that save."""
+    """SAVE, then writes (logout, usage, deactivation, a password set), then Redis killed and restarted on that save."""
 
     def test_revocations_and_writes_survive_a_restart_from_an_older_dump(self):
-        leaving, paying, deactivated = (make_actor(tag=tag) for tag in ("leaving", "paying", "deactivated"))
-        for actor in (leaving, paying, deactivated):
+        tags = ("leaving", "paying", "deactivated", "new-password")
+        leaving, paying, deactivated, repassworded = (make_actor(tag=tag) for tag in tags)
+        for actor in (leaving, paying, deactivated, repassworded):
             self.warm(actor)
         before = self.call("GET", f"/api/billing/summary/{paying.account_id}", paying.token)[1]["data"]
         self.redis.save()
@@ -205,16 +206,20 @@ class OlderRedisTests(IntegrityTestCase):
         user = User.objects.get(pk=deactivated.user_id)
         user.is_active = False
         user.save()  # this process, not gunicorn's: another writer
+        user = User.objects.get(pk=repassworded.user_id)
+        user.set_password("a-new-password-after-the-save")
+        user.save()
 
         self.redis_server.kill()
         self.redis_server.start()  # dump.rdb from the SAVE: every entry above is back, as it was
-        for actor in (leaving, paying, deactivated):
+        for actor in (leaving, paying, deactivated, repassworded):
             token_entry, _ = entries_of(actor)["token"]
             self.assertEqual(self.redis.exists(token_entry), 1)
 
         for _ in range(10):
             self.assertEqual(self.call("POST", "/api/auth/validate-token", leaving.token)[0], 401)
             self.assertEqual(self.call("GET", "/api/auth/me", deactivated.token)[0], 401)
+            self.assertEqual(self.call("GET", "/api/auth/me", repassworded.token)[0], 401)
             status, body = self.call("GET", f"/api/billing/summary/{paying.account_id}", paying.token)
             self.assertEqual((status, body["data"]["totalUsageUnits"]), (200, before["totalUsageUnits"] + 4))
         # And caching resumes on the restarted Redis.
