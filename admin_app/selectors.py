@@ -9,6 +9,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from auth_app.models import User
+from billing_app.aggregates import MoneySum
 from billing_app.models import Account, Invoice, Price, UsageRecord
 from billing_app.money import cents, iso
 from image_app.models import Image
@@ -116,9 +117,9 @@ def _dashboard() -> dict[str, Any]:
     since = now - timedelta(hours=24)
     users = User.objects.aggregate(total=Count("id"), new=Count("id", filter=Q(date_joined__gte=since)))
     invoices = Invoice.objects.aggregate(
-        invoiced=Sum("amount"),
-        paid=Sum("amount", filter=Q(status=Invoice.Status.PAID)),
-        open=Sum("amount", filter=Q(status=Invoice.Status.OPEN)),
+        invoiced=MoneySum("amount"),
+        paid=MoneySum("amount", filter=Q(status=Invoice.Status.PAID)),
+        open=MoneySum("amount", filter=Q(status=Invoice.Status.OPEN)),
     )
     # Every metric of the price list and every status appear, with 0 when there is none.
     by_metric = dict.fromkeys(Price.objects.values_list("metric", flat=True), 0)

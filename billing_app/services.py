@@ -8,11 +8,11 @@ the account's scope once the transaction commits.
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Sum
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import APIException, ValidationError
 
+from .aggregates import MoneySum
 from .models import Account, Invoice, Price, UsageRecord
 from .money import to_cents
 from .selectors import Viewer, account_get
@@ -62,7 +62,7 @@ def invoice_issue(*, account_id: int) -> Invoice:
         unbilled.update(invoice=invoice)
         # Summed over exactly the rows just billed: usage committed after exists() is either on this
         # invoice and in its amount, or left for the next one; never billed without being charged.
-        total = UsageRecord.objects.filter(account_id=account.pk, invoice=invoice).aggregate(total=Sum("amount"))
+        total = UsageRecord.objects.filter(account_id=account.pk, invoice=invoice).aggregate(total=MoneySum("amount"))
         invoice.amount = to_cents(total["total"])
         invoice.number = Invoice.number_for(invoice.pk)
         invoice.save(update_fields=["amount", "number"])
