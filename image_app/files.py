@@ -58,7 +58,7 @@ def result_delete(*names: str) -> None:
 
     def delete() -> None:
         for name in names:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # nothing there
                 default_storage.delete(name)
 
     if names:
