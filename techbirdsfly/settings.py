@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TechBirdsFly API",
-    "DESCRIPTION": "The TechBirdsFly services as one Django project. Contract: shared/API.md.",
+    "DESCRIPTION": "The TechBirdsFly services as one Django project. Contract: docs/API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
