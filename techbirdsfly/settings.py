@@ -10,9 +10,12 @@ from pathlib import Path
 import dj_database_url
 
 from techbirdsfly.cache.policy import APPS, DEFAULT_PREFIX
-from techbirdsfly.env import env_bool, env_float, env_int, env_list, env_str
+from techbirdsfly.env import env_bool, env_float, env_int, env_list, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env (git-ignored; make install writes one for development) fills in what the environment
+# leaves unset, before anything below reads a variable.
+load_env_file(BASE_DIR / ".env")
 
 # --- core -----------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
