@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# make run PORT=8001 when 8000 is taken.
+PORT ?= 8000
 DEMO_ENV := DJANGO_DEBUG=1 DJANGO_SUPERUSER_EMAIL=admin@techbirdsfly.local DJANGO_SUPERUSER_PASSWORD=admin-demo-password
 
 .PHONY: install run test bench lint format clean
@@ -14,9 +16,22 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(BIN)/.installed
+# Development settings that manage.py reads in any shell (techbirdsfly/env.py); written once, git-ignored.
+.env:
+	@umask 077; printf '%s\n' \
+		'# Development settings written by make install: debug mode and a key of this checkout.' \
+		'# Git-ignored: never commit it. A variable set in the environment wins over this file.' \
+		'DJANGO_DEBUG=1' \
+		"DJANGO_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "wrote .env (DJANGO_DEBUG=1 and a new DJANGO_SECRET_KEY, for development)"
 
+install: $(BIN)/.installed .env
+
+# Fails (exit 1, saying why) when the server cannot listen on PORT; Ctrl-C stops the server and the
+# generator and ends make with the usual 130.
 run: install
+	@$(BIN)/python -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", $(PORT)))' 2>/dev/null \
+		|| { echo "make run: 127.0.0.1:$(PORT) is in use (or not a port); free it or choose another: make run PORT=8001" >&2; exit 1; }
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser --noinput 2>/dev/null || true
 	# Demo data (a second run finds it and does nothing): demo users, accounts, usage, invoices, images, preferences.
@@ -24,7 +39,7 @@ run: install
 		--large-accounts 1 --large-account-usage 20000 --images 40 --preferences 50
 	# A generator worker beside the server, stopped with it (on exit and on Ctrl-C).
 	$(DEMO_ENV) $(BIN)/python manage.py run_generator & GEN=$$!; trap 'kill $$GEN 2>/dev/null' EXIT INT TERM; \
-	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000; true
+	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0

@@ -9,15 +9,17 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from auth_app.models import User
+from billing_app.aggregates import MoneySum
 from billing_app.models import Account, Invoice, Price, UsageRecord
 from billing_app.money import cents, iso
 from image_app.models import Image
-from techbirdsfly.cache import APPS, Cached, cache_counts, cluster, get_or_compute, scan_keys, server_info
+from techbirdsfly.cache import APPS, Cached, cache_counts, cluster, get_or_compute, server_info
 from techbirdsfly.cache.calls import CacheUnavailable, cache_for, call
 from techbirdsfly.cache.ops import app_pattern
 
 from . import cache
 from .cache import APP
+from .key_pages import PageCursor, keys_page
 
 # Memory is measured on this many keys per app and scaled to the app's key count: MEMORY USAGE on
 # every key would make each dashboard refresh cost as much Redis work as there are keys.
@@ -99,13 +101,14 @@ def cache_stats() -> dict[str, Any]:
     return {"apps": apps, "redis": redis}
 
 
-def cache_keys_page(*, app: str, match: str = "*", count: int = 100, cursor: int = 0) -> dict[str, Any]:
-    """One SCAN step over ``app``'s keys, in the shape of the key listing endpoint.
+def cache_keys_page(*, app: str, match: str = "*", count: int = 100, cursor: str = "0") -> dict[str, Any]:
+    """One page of ``app``'s keys (up to ``count``; never empty but the last), in the shape of the key listing.
 
-    Raises CacheUnavailable when Redis cannot be reached.
+    ``cursor`` is the one the previous page returned; ValueError for any other string. Raises
+    CacheUnavailable when Redis cannot be reached.
     """
-    next_cursor, keys = scan_keys(app, match=match, count=count, cursor=cursor)
-    return {"app": app, "keys": [{"key": key, "ttl": ttl} for key, ttl in keys], "cursor": str(next_cursor)}
+    keys, next_cursor = keys_page(app, match=match, count=count, cursor=PageCursor.decode(cursor))
+    return {"app": app, "keys": [{"key": key, "ttl": ttl} for key, ttl in keys], "cursor": next_cursor.encode()}
 
 
 # --- dashboard analytics -------------------------------------------------------------------------
@@ -117,9 +120,9 @@ def _dashboard() -> dict[str, Any]:
     since = now - timedelta(hours=24)
     users = User.objects.aggregate(total=Count("id"), new=Count("id", filter=Q(date_joined__gte=since)))
     invoices = Invoice.objects.aggregate(
-        invoiced=Sum("amount"),
-        paid=Sum("amount", filter=Q(status=Invoice.Status.PAID)),
-        open=Sum("amount", filter=Q(status=Invoice.Status.OPEN)),
+        invoiced=MoneySum("amount"),
+        paid=MoneySum("amount", filter=Q(status=Invoice.Status.PAID)),
+        open=MoneySum("amount", filter=Q(status=Invoice.Status.OPEN)),
     )
     # Every metric of the price list and every status appear, with 0 when there is none.
     by_metric = dict.fromkeys(Price.objects.values_list("metric", flat=True), 0)

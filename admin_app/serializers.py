@@ -2,14 +2,22 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-# SCAN cursors are unsigned 64-bit integers.
-MAX_CURSOR = 2**64 - 1
+from .key_pages import PageCursor
 
 
 class KeysQuerySerializer(serializers.Serializer):
     match = serializers.CharField(required=False, default="*", max_length=200, trim_whitespace=False)
     count = serializers.IntegerField(required=False, default=100, min_value=1, max_value=1000)
-    cursor = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_CURSOR)
+    cursor = serializers.CharField(
+        required=False, default="0", max_length=4000, help_text='The cursor the previous page returned; "0" to start.'
+    )
+
+    def validate_cursor(self, value: str) -> str:
+        try:
+            PageCursor.decode(value)
+        except ValueError:
+            raise serializers.ValidationError("Not a cursor this listing returned; start with 0.") from None
+        return value
 
 
 class KeySerializer(serializers.Serializer):

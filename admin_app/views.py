@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -84,6 +86,17 @@ class CacheClearView(StaffAPIView):
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, summed over every worker process (see techbirdsfly/cache/stats.py)."""
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "admin_app" / "favicon.svg"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on any page: the dashboard's icon (SVG, whatever the name says)."""
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @never_cache

@@ -157,18 +157,23 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
         )
         if token is None:
             raise AuthenticationFailed("Invalid refresh token.")
-        if token.used_at or token.revoked_at:
+        # Presenting a spent or revoked refresh token revokes its whole family either way; the
+        # message only tells which it was (issue 16: logout's victims were told "already used").
+        refused = None
+        if token.used_at:
+            refused = "Refresh token already used; this login has been revoked."
+        elif token.revoked_at:
+            refused = "This refresh token was revoked (logged out, password changed or login revoked); log in again."
+        if refused:
             token_family_revoke(family=token.family)
-            reused = True
         else:
-            reused = False
             if token.expires_at <= timezone.now() or not token.user.is_active:
                 raise AuthenticationFailed("Refresh token expired.")
             token.used_at = timezone.now()
             token.save(update_fields=["used_at"])
             pair = token_pair_issue(user=token.user, family=token.family)
-    if reused:  # raised outside the block so that the revocation commits
-        raise AuthenticationFailed("Refresh token already used; this login has been revoked.")
+    if refused:  # raised outside the block so that the revocation commits
+        raise AuthenticationFailed(refused)
     return pair
 
 

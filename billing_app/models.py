@@ -163,6 +163,9 @@ class UsageRecord(_RemembersAccount):
     invoice = models.ForeignKey(
         Invoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records", db_index=False
     )
+    # What the usage is for, when it is recorded by the service that did the work (``image:17``):
+    # unique, so the database itself refuses to record one piece of work twice.
+    source = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = UsageRecordQuerySet.as_manager()
 
@@ -181,6 +184,8 @@ class UsageRecord(_RemembersAccount):
             models.CheckConstraint(
                 condition=Q(units__gte=1) & Q(units__lte=MAX_UNITS), name="usage_units_between_1_and_max"
             ),
+            # Partial: usage posted through the API has no source, and the index stays small.
+            models.UniqueConstraint(fields=["source"], condition=Q(source__isnull=False), name="usage_source_unique"),
         ]
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from techbirdsfly.cache import Cached, get_or_compute
 
 from . import cache
+from .aggregates import MoneySum
 from .models import Account, Invoice, UsageRecord
 from .money import cents, iso, month_start, next_month
 from .serializers import invoice_data
@@ -89,13 +90,13 @@ def _summary(account: Account) -> Summary:
     # Two aggregate queries, each an index scan of this one account (see the indexes in models.py).
     usage = UsageRecord.objects.filter(account_id=account.pk).aggregate(
         units=Sum("units"),
-        unbilled=Sum("amount", filter=Q(invoice__isnull=True)),
+        unbilled=MoneySum("amount", filter=Q(invoice__isnull=True)),
     )
     invoices = Invoice.objects.filter(account_id=account.pk).aggregate(
         count=Count("id"),
-        invoiced=Sum("amount"),
-        paid=Sum("amount", filter=Q(status=Invoice.Status.PAID)),
-        open=Sum("amount", filter=Q(status=Invoice.Status.OPEN)),
+        invoiced=MoneySum("amount"),
+        paid=MoneySum("amount", filter=Q(status=Invoice.Status.PAID)),
+        open=MoneySum("amount", filter=Q(status=Invoice.Status.OPEN)),
     )
     return Summary(
         accountId=account.pk,

@@ -7,12 +7,12 @@ the account's scope once the transaction commits.
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import Sum
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import APIException, ValidationError
 
+from .aggregates import MoneySum
 from .models import Account, Invoice, Price, UsageRecord
 from .money import to_cents
 from .selectors import Viewer, account_get
@@ -34,16 +34,42 @@ def account_create(*, owner: Viewer, name: str, plan: str, currency: str) -> Acc
     return Account.objects.create(owner_id=owner.pk, name=name, plan=plan, currency=currency)
 
 
-def usage_record_create(*, viewer: Viewer, account_id: int, metric: str, units: int) -> UsageRecord:
-    """Record usage on an account ``viewer`` may see; Http404 otherwise, 400 for a metric not on the price list."""
+def _price(metric: str) -> Price:
     price = Price.objects.filter(pk=metric).first()
     if price is None:
         known = ", ".join(Price.objects.values_list("metric", flat=True))
         raise ValidationError({"metric": [f"Unknown metric {metric!r}; expected one of: {known}."]})
+    return price
+
+
+def usage_record_create(*, viewer: Viewer, account_id: int, metric: str, units: int) -> UsageRecord:
+    """Record usage on an account ``viewer`` may see; Http404 otherwise, 400 for a metric not on the price list."""
+    price = _price(metric)
     account = account_get(account_id=account_id, viewer=viewer)
     return UsageRecord.objects.create(
         account_id=account.pk, metric_id=price.pk, units=units, amount=units * price.unit_price
     )
+
+
+def usage_record_once(*, account_id: int, metric: str, units: int, source: str) -> UsageRecord:
+    """Record usage for a piece of work (``source``, e.g. ``image:17``) unless it is recorded already.
+
+    For services that did the work and checked access themselves. Priced and invalidated like
+    ``usage_record_create``; ``source`` is unique in the database, so however often (or however
+    concurrently) the work is reported, one record exists. Call it in the transaction that marks
+    the work done, so the two commit together or not at all.
+    """
+    existing = UsageRecord.objects.filter(source=source).first()
+    if existing is not None:
+        return existing
+    price = _price(metric)
+    try:
+        with transaction.atomic():
+            return UsageRecord.objects.create(
+                account_id=account_id, metric_id=price.pk, units=units, amount=units * price.unit_price, source=source
+            )
+    except IntegrityError:  # a concurrent transaction recorded it first (and has committed)
+        return UsageRecord.objects.get(source=source)
 
 
 def invoice_issue(*, account_id: int) -> Invoice:
@@ -62,7 +88,7 @@ def invoice_issue(*, account_id: int) -> Invoice:
         unbilled.update(invoice=invoice)
         # Summed over exactly the rows just billed: usage committed after exists() is either on this
         # invoice and in its amount, or left for the next one; never billed without being charged.
-        total = UsageRecord.objects.filter(account_id=account.pk, invoice=invoice).aggregate(total=Sum("amount"))
+        total = UsageRecord.objects.filter(account_id=account.pk, invoice=invoice).aggregate(total=MoneySum("amount"))
         invoice.amount = to_cents(total["total"])
         invoice.number = Invoice.number_for(invoice.pk)
         invoice.save(update_fields=["amount", "number"])

@@ -7,4 +7,4 @@ class ImageAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import cache  # noqa: F401  (connects the invalidation signals)
+        from . import cache, files  # noqa: F401  (connect the invalidation and file-deletion signals)

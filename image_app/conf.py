@@ -16,6 +16,12 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
+def queue_limit() -> int:
+    """Images one user may have queued or running at once; one more is refused with 429."""
+    name = "IMAGE_QUEUE_LIMIT"
+    return int(_positive(name, getattr(settings, name, None) or env_int(name, 10)))
+
+
 def lease_seconds() -> int:
     """How long a generator may hold a running job before another may take it over."""
     name = "GENERATOR_LEASE_SECONDS"

@@ -1,11 +1,11 @@
 """The image generator: a queue consumer that renders queued images (``manage.py run_generator``).
 
 Jobs are rows of ``Image``. A worker leases one at a time (``services.image_claim_next``, a
-``SELECT ... FOR UPDATE SKIP LOCKED``), renders it, stores the PNG through Django's default
-storage and completes it — or fails it with a reason. A worker that dies mid-job leaves a lease
-that runs out, and the job is claimed again; a worker that outlived its lease finds, when it
-tries to finish, that the job is no longer its own and throws its result away, so every job is
-completed exactly once.
+``SELECT ... FOR UPDATE SKIP LOCKED``, owners in turn), renders it, stores the PNG through Django's
+default storage (files.py) and completes it — or fails it with a reason. A worker that dies
+mid-job leaves a lease that runs out, and the job is claimed again; a worker that outlived its
+lease finds, when it tries to finish, that the job is no longer its own and throws its result
+away, so every job is completed (and its account billed) exactly once.
 """
 
 from __future__ import annotations
@@ -18,20 +18,14 @@ import socket
 import threading
 import time
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import DatabaseError, close_old_connections, connection
 from django.urls import reverse
 
-from . import conf, services
+from . import conf, files, services
 from .models import Image
 from .render import render_png
 
 logger = logging.getLogger("image_app.generator")
-
-
-def result_path(image_id: int) -> str:
-    return f"images/{image_id}.png"
 
 
 class Generator:
@@ -82,7 +76,7 @@ class Generator:
             return
         try:
             png = render_png(prompt=job.prompt, style=job.style, width=job.width, height=job.height)
-            name = default_storage.save(result_path(job.pk), ContentFile(png))
+            name = files.result_save(image_id=job.pk, png=png)
         except Exception as exc:  # a job that cannot be rendered or stored fails; the worker goes on
             logger.exception("image %s: failed", job.pk)
             # The reason is shown to the image's owner: the error's kind, not server paths (the log has those).
@@ -98,12 +92,12 @@ class Generator:
                 checksum=hashlib.sha256(png).hexdigest(),
             )
         except services.LeaseLost:
-            default_storage.delete(name)
+            # The file's name is the job's, not this attempt's: while the image exists, the worker
+            # that holds it now writes the same bytes there (or fails the job, which deletes them).
+            if not Image.objects.filter(pk=job.pk).exists():
+                files.result_delete(name)
             logger.warning("image %s: no longer ours (lease lost or image deleted); discarded this result", job.pk)
             return
-        except DatabaseError:
-            default_storage.delete(name)
-            raise
         logger.info("image %s: completed in %.2fs (%d bytes)", job.pk, time.monotonic() - began, len(png))
 
     def _fail(self, job: Image, reason: str) -> None:

@@ -32,6 +32,11 @@ class Image(models.Model):
         FAILED = "failed"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
+    # The billing account a completed render is recorded on (one ``image.generate`` unit); optional.
+    # A deleted account leaves its images, unbilled from then on.
+    account = models.ForeignKey(
+        "billing_app.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="images"
+    )
     prompt = models.TextField(max_length=2000)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -63,6 +68,12 @@ class Image(models.Model):
                 condition=Q(status__in=["queued", "running"]),
             ),
             models.Index(fields=["owner", "created_at"], name="image_owner_idx"),
+            # One owner's unfinished jobs: the queue limit's count and the fair claim's place in line.
+            models.Index(
+                fields=["owner", "created_at", "id"],
+                name="image_owner_queue_idx",
+                condition=Q(status__in=["queued", "running"]),
+            ),
         ]
 
     def __str__(self) -> str:

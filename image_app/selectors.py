@@ -13,6 +13,7 @@ from .models import Image
 class ImageData(TypedDict):
     id: int
     ownerId: int
+    accountId: int | None
     status: str
     prompt: str
     width: int
@@ -31,6 +32,7 @@ def image_data(image: Image) -> ImageData:
     return ImageData(
         id=image.pk,
         ownerId=image.owner_id,
+        accountId=image.account_id,
         status=image.status,
         prompt=image.prompt,
         width=image.width,

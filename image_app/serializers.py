@@ -5,6 +5,7 @@ import re
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
+from techbirdsfly.converters import BIGINT_MAX
 from techbirdsfly.fields import StrictCharField, StrictIntegerField
 
 from .models import Image
@@ -18,6 +19,10 @@ class ImageCreateSerializer(serializers.Serializer):
     width = StrictIntegerField(min_value=MIN_SIZE, max_value=MAX_SIZE)
     height = StrictIntegerField(min_value=MIN_SIZE, max_value=MAX_SIZE)
     style = StrictCharField(max_length=64, required=False, allow_blank=True, allow_null=True, default="")
+    # Billed one image.generate unit when the image completes; an account the caller may see.
+    accountId = StrictIntegerField(
+        min_value=1, max_value=BIGINT_MAX, required=False, allow_null=True, default=None, source="account_id"
+    )
 
     def validate_style(self, value: str | None) -> str:
         return value or ""
@@ -53,6 +58,7 @@ class ImageUpdateSerializer(serializers.Serializer):
 class ImageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     ownerId = serializers.IntegerField()
+    accountId = serializers.IntegerField(allow_null=True)
     status = serializers.ChoiceField(choices=Image.Status.choices)
     prompt = serializers.CharField()
     width = serializers.IntegerField()

@@ -2,21 +2,33 @@
 
 ``image_update`` is the one code path for every status change, whether it comes from staff
 through PATCH or from the generator; saving the row makes its cached metadata stale after commit
-(the post_save receiver in cache.py).
+(the post_save receiver in cache.py). Completing an image with an account records its usage in
+the same transaction, once (billing's ``usage_record_once``); failing one deletes its file.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 
-from . import conf
+from billing_app.selectors import Viewer, account_get
+from billing_app.services import usage_record_once
+
+from . import conf, files
 from .models import Image
 
 Status = Image.Status
+UNFINISHED = (Status.QUEUED, Status.RUNNING)
+# The price-list metric one completed image is billed as (one unit per image).
+USAGE_METRIC = "image.generate"
+# A render takes well under a second, so a slot usually frees within seconds.
+QUEUE_RETRY_AFTER_SECONDS = 5
 
 # Which status may follow which. running → running is a claim of a job whose lease ran out;
 # running → queued is a worker handing its job back (SIGTERM).
@@ -38,8 +50,36 @@ class LeaseLost(Exception):
     """The worker no longer holds the job: its lease ran out and someone else took it over."""
 
 
-def image_create(*, owner_id: int, prompt: str, width: int, height: int, style: str = "") -> Image:
-    return Image.objects.create(owner_id=owner_id, prompt=prompt, width=width, height=height, style=style)
+class QueueFull(Throttled):
+    default_code = "image_queue_full"
+
+    def __init__(self, limit: int) -> None:
+        detail = f"You already have {limit} images queued or running; wait until one of them finishes."
+        super().__init__(wait=QUEUE_RETRY_AFTER_SECONDS, detail=detail)
+
+
+def image_usage_source(image_id: int) -> str:
+    """The image's key on its usage record: one record per image, enforced by the database."""
+    return f"image:{image_id}"
+
+
+def image_create(
+    *, owner: Viewer, prompt: str, width: int, height: int, style: str = "", account_id: int | None = None
+) -> Image:
+    """Queue an image for ``owner``, billed to ``account_id`` if given (an account the owner may see,
+    else Http404); QueueFull when the owner already has ``conf.queue_limit()`` images unfinished."""
+    if account_id is not None:
+        account_get(account_id=account_id, viewer=owner)
+    with transaction.atomic():
+        # The owner's row lock makes their concurrent creations take turns, so two cannot both pass
+        # the count at limit - 1. (NO KEY: rows that merely reference the user are not held up.)
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
+        limit = conf.queue_limit()
+        if Image.objects.filter(owner_id=owner.pk, status__in=UNFINISHED).count() >= limit:
+            raise QueueFull(limit)
+        return Image.objects.create(
+            owner_id=owner.pk, account_id=account_id, prompt=prompt, width=width, height=height, style=style
+        )
 
 
 def image_update(
@@ -93,6 +133,14 @@ def image_update(
             if value is not None:
                 setattr(current, field, value)
         current.save()
+        if status == Status.COMPLETED and current.account_id is not None:
+            # In this transaction: the image is completed and billed together, or neither is.
+            usage_record_once(
+                account_id=current.account_id, metric=USAGE_METRIC, units=1, source=image_usage_source(current.pk)
+            )
+        if status == Status.FAILED:
+            # What a worker wrote before it died, or a result that could not be recorded.
+            files.result_delete(*files.image_files(current))
     return current
 
 
@@ -106,18 +154,35 @@ def _claimable(now) -> Q:
     return Q(status=Status.QUEUED) | (Q(status=Status.RUNNING) & lease_gone)
 
 
-def image_claim_next(*, worker: str) -> Image | None:
-    """Lease the oldest claimable job to ``worker``, or return None when there is none.
+def _place_in_line() -> Coalesce:
+    """How many of the owner's unfinished jobs are older than this one, running ones included.
 
-    ``FOR UPDATE SKIP LOCKED``: concurrent workers each lock a different row and never wait on
-    one another. (SQLite has no row locks; there, run one worker.)
+    Ordering the queue by it serves owners in turn: each owner's oldest job comes first, and an
+    owner whose jobs are already running waits behind one whose are not, so a backlog of one owner
+    never holds up another's first image. A correlated count, not a window function, because
+    PostgreSQL refuses ``FOR UPDATE`` beside a window function; it reads the partial index
+    ``image_owner_queue_idx``, at most the queue limit's worth of entries per job.
+    """
+    older = Image.objects.filter(owner_id=OuterRef("owner_id"), status__in=UNFINISHED).filter(
+        Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
+    )
+    return Coalesce(Subquery(older.order_by().values("owner_id").annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
+def image_claim_next(*, worker: str) -> Image | None:
+    """Lease the next claimable job to ``worker``, or return None when there is none.
+
+    Owners take turns (``_place_in_line``), oldest first among equals. ``FOR UPDATE SKIP LOCKED``:
+    concurrent workers each lock a different row and never wait on one another. (SQLite has no
+    row locks; there, run one worker.)
     """
     while True:
         with transaction.atomic():
             job = (
                 Image.objects.select_for_update(skip_locked=True)
                 .filter(_claimable(timezone.now()))
-                .order_by("created_at", "id")
+                .annotate(place=_place_in_line())
+                .order_by(F("place"), "created_at", "id")
                 .first()
             )
             if job is None:

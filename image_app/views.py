@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
@@ -16,16 +16,27 @@ from . import serializers, services
 from .models import Image
 from .selectors import image_data, image_metadata, image_result, image_visible
 
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", int, OpenApiParameter.HEADER, description="Seconds to wait before trying again.", response=[429]
+)
+
 
 class ImageListView(APIView):
     @extend_schema(
         request=serializers.ImageCreateSerializer,
-        responses={201: serializers.ImageSerializer, 400: OpenApiResponse(), 401: OpenApiResponse()},
+        responses={
+            201: serializers.ImageSerializer,
+            400: OpenApiResponse(),
+            401: OpenApiResponse(),
+            404: OpenApiResponse(description="accountId names an account the caller may not see."),
+            429: OpenApiResponse(description="The caller already has IMAGE_QUEUE_LIMIT images queued or running."),
+        },
+        parameters=[RETRY_AFTER],
     )
     def post(self, request: Request) -> Response:
         body = serializers.ImageCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        image = services.image_create(owner_id=request.user.pk, **body.validated_data)
+        image = services.image_create(owner=request.user, **body.validated_data)
         return Response(image_data(image), status=status.HTTP_201_CREATED)
 
 

@@ -23,21 +23,30 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
+# The detail of each error Django itself answers (the handlers below, and ApiJsonErrorsMiddleware in debug mode).
+ERROR_DETAILS = {
+    400: "Bad request.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    500: "Internal server error.",
+}
+
+
 def json_error(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status)
 
 
 def bad_request(request, exception=None) -> JsonResponse:
-    return json_error(400, "Bad request.")
+    return json_error(400, ERROR_DETAILS[400])
 
 
 def permission_denied(request, exception=None) -> JsonResponse:
-    return json_error(403, "You do not have permission to perform this action.")
+    return json_error(403, ERROR_DETAILS[403])
 
 
 def not_found(request, exception=None) -> JsonResponse:
-    return json_error(404, "Not found.")
+    return json_error(404, ERROR_DETAILS[404])
 
 
 def server_error(request) -> JsonResponse:
-    return json_error(500, "Internal server error.")
+    return json_error(500, ERROR_DETAILS[500])

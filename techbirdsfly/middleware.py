@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .exceptions import DATABASE_ERRORS, DATABASE_UNAVAILABLE
+from .exceptions import DATABASE_ERRORS, DATABASE_UNAVAILABLE, ERROR_DETAILS, json_error
 
 logger = logging.getLogger("techbirdsfly")
 
@@ -25,3 +26,32 @@ class DatabaseUnavailableMiddleware:
             response["Retry-After"] = "5"
             return response
         return None
+
+
+class ApiJsonErrorsMiddleware:
+    """Every error under /api/ answers JSON, in debug mode too (issue 16).
+
+    handler404/handler500 (techbirdsfly/urls.py) answer JSON only when DEBUG is off: with DEBUG on,
+    Django answers an unmatched URL (``/api/billing/summary/abc``) with technical_404_response and an
+    exception with technical_500_response, both HTML, without calling the handlers. REST clients of
+    the API must not see those pages when they talk to ``make run``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status = response.status_code
+            detail = ERROR_DETAILS.get(status) or f"{HTTPStatus(status).phrase}."
+            json_response = json_error(status, detail)
+            for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+                if header in response:
+                    json_response[header] = response[header]
+            return json_response
+        return response

@@ -10,9 +10,12 @@ from pathlib import Path
 import dj_database_url
 
 from techbirdsfly.cache.policy import APPS, DEFAULT_PREFIX
-from techbirdsfly.env import env_bool, env_float, env_int, env_list, env_str
+from techbirdsfly.env import env_bool, env_float, env_int, env_list, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env (git-ignored; make install writes one for development) fills in what the environment
+# leaves unset, before anything below reads a variable.
+load_env_file(BASE_DIR / ".env")
 
 # --- core -----------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -45,6 +48,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that the latency it records for GET /metrics covers every other middleware too.
     "admin_app.metrics.RequestLatencyMiddleware",
+    # Outside every other middleware, so that it also sees the HTML error pages of debug mode.
+    "techbirdsfly.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,7 +229,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TechBirdsFly API",
-    "DESCRIPTION": "The TechBirdsFly services as one Django project. Contract: shared/API.md.",
+    "DESCRIPTION": "The TechBirdsFly services as one Django project. Contract: docs/API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -11,9 +11,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -32,12 +30,9 @@ from rest_framework.test import APIClient
 
 from techbirdsfly.cache import journal
 from techbirdsfly.cache.calls import reset_breakers
+from techbirdsfly.servers import GunicornServer, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["GunicornServer", "free_port"]  # re-exported: the tests import them from here
 
 
 class RedisServer:
@@ -250,64 +245,6 @@ class GunicornTestCase(LiveTestCase):
     def tearDownClass(cls) -> None:
         cls.server.stop()
         super().tearDownClass()
-
-
-class GunicornServer:
-    """The app under gunicorn (infra/gunicorn.conf.py) on a free loopback port, for tests and benchmarks."""
-
-    def __init__(self, *, env: dict[str, str], workers: int = 2, threads: int = 4, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.env = {
-            **os.environ,
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_THREADS": str(threads),
-            "GUNICORN_ACCESS_LOG": "",
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="tbf-metrics-"),
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = Path(tempfile.mkstemp(prefix="tbf-gunicorn-", suffix=".log")[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> GunicornServer:
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        config = Path(settings.BASE_DIR) / "infra" / "gunicorn.conf.py"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(gunicorn), "-c", str(config), "techbirdsfly.wsgi:application"],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2):  # noqa: S310 (loopback)
-                    return self
-            except urllib.error.HTTPError:
-                return self  # it answers; health may be degraded on purpose
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not answer within {timeout}s: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        shutil.rmtree(self.env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def server_env(**extra: str) -> dict[str, str]:

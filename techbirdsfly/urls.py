@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/images", include("image_app.urls")),
     path("api/users/", include("user_app.urls")),
     path("metrics", admin_views.metrics, name="metrics"),
+    path("favicon.ico", admin_views.favicon, name="favicon"),
     path("dashboard/", include("admin_app.dashboard_urls")),
     path("admin/", admin.site.urls),
 ]

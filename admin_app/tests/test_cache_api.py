@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from admin_app.key_pages import PageCursor
 from techbirdsfly.cache import APPS, get_or_compute
 from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, test_redis
@@ -125,6 +126,77 @@ class KeysTests(AdminTestCase):
         for entry in found:
             self.assertTrue(0 < entry["ttl"] <= 600)
 
+    def walk(self, app: str, *, count: int, between_pages=None) -> tuple[list[dict], list[int]]:
+        """Every page of ``app``'s keys: the keys listed and each page's size; asserts API.md's page rules."""
+        found, sizes, cursor, self.cursors = [], [], "0", []
+        while True:
+            response = self.api.get(f"/api/admin/cache/{app}/keys", {"count": count, "cursor": cursor})
+            self.assertEqual(response.status_code, 200, response.content)
+            body = response.json()
+            found += body["keys"]
+            sizes.append(len(body["keys"]))
+            self.assertLessEqual(len(body["keys"]), count)
+            cursor = body["cursor"]
+            self.cursors.append(cursor)
+            if cursor == "0":
+                return found, sizes
+            self.assertGreater(len(body["keys"]), 0, f"page {len(sizes)} is empty but not the last")
+            self.assertLess(len(sizes), 1000)
+            if between_pages:
+                between_pages(body["keys"])
+
+    def _many_other_keys(self, n: int = 20_000) -> None:
+        # Other apps' keys fill the buckets SCAN visits, so most of its batches hold no billing key.
+        pipe = self.redis.pipeline(transaction=False)
+        for i in range(n):
+            pipe.set(f"AuthService_auth:filler:{i}", b"x", ex=300)
+        pipe.execute()
+
+    def test_pages_are_never_empty_among_many_other_keys(self):
+        # Issue 16: with count=5 about 20 empty pages came before the first key.
+        self._many_other_keys()
+        billing = set(self.seed("billing", 12))
+        found, sizes = self.walk("billing", count=5)
+        self.assertEqual(sorted(k["key"] for k in found), sorted(billing))  # each key once
+        self.assertLessEqual(len(sizes), 12)
+        self.assertNotIn(0, sizes[:-1])
+
+    def test_a_batch_larger_than_count_is_handed_out_over_pages(self):
+        # SCAN's COUNT is a hint: a step over 1,000 buckets finds far more than 5 of these keys.
+        self._many_other_keys(2_000)
+        billing = set(self.seed("billing", 600))
+        found, sizes = self.walk("billing", count=5)
+        self.assertEqual(sorted(k["key"] for k in found), sorted(billing))
+        self.assertLessEqual(len(sizes), 600)
+
+    def test_keys_expiring_between_pages_make_no_other_key_skipped(self):
+        self._many_other_keys(2_000)
+        billing = set(self.seed("billing", 300))
+        given: list[str] = []
+
+        def expire_what_was_listed(keys: list[dict]) -> None:
+            given.extend(k["key"] for k in keys)
+            self.redis.delete(*[k["key"] for k in keys])
+
+        found, _ = self.walk("billing", count=7, between_pages=expire_what_was_listed)
+        listed = [k["key"] for k in found]
+        self.assertEqual(len(listed), len(set(listed)))
+        self.assertEqual(set(listed), billing)
+
+    def test_a_bucket_with_more_keys_than_count_is_handed_out_over_pages(self):
+        # With count=1, any SCAN batch of two keys (one bucket, or a rehash step) is more than a page.
+        billing = set(self.seed("billing", 300))
+        found, _ = self.walk("billing", count=1)
+        self.assertEqual(sorted(k["key"] for k in found), sorted(billing))
+        self.assertTrue(any("." in cursor for cursor in self.cursors), "no page was inside a bucket")
+
+    def test_a_cursor_inside_a_bucket_round_trips(self):
+        key = "BillingService_billing:x"
+        cursor = PageCursor(12, 34, key)
+        self.assertRegex(cursor.encode(), r"^12\.34\.[A-Za-z0-9_-]+$")
+        self.assertEqual(PageCursor.decode(cursor.encode()), cursor)
+        self.assertEqual(PageCursor.decode("0"), PageCursor(0))
+
     def test_match_is_a_glob_after_the_prefix(self):
         self.seed("billing", 3, stem="summary")
         self.seed("billing", 4, stem="usage")
@@ -141,6 +213,9 @@ class KeysTests(AdminTestCase):
             ({"cursor": "-1"}, "cursor"),
             ({"cursor": "1.5"}, "cursor"),
             ({"cursor": str(2**64)}, "cursor"),
+            ({"cursor": "1.2"}, "cursor"),
+            ({"cursor": "0.1000.!!"}, "cursor"),
+            ({"cursor": "0.0."}, "cursor"),
         ]
         for params, field in cases:
             with self.subTest(params=params):

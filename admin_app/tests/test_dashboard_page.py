@@ -58,6 +58,15 @@ class DashboardAccessTests(AdminTestCase):
         self.assertIn('href="/static/admin_app/dashboard.css"', html)
         self.assertNotRegex(html, r"""(?:src|href)=["']https?://""")
 
+    def test_favicon(self):
+        response = self.client.get("/favicon.ico")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response["Content-Type"], "image/svg+xml")
+        self.assertIn(b"<svg", response.content)
+        self.client.force_login(self.staff)
+        page = self.client.get("/dashboard/").content.decode()
+        self.assertIn('rel="icon" href="/static/admin_app/favicon.svg"', page)
+
     def test_data_needs_a_staff_session(self):
         self.assertEqual(self.client.get("/dashboard/data").status_code, 401)
         # A Bearer token is not a session: the page's JSON takes the login cookie only.
@@ -157,16 +166,62 @@ class DashboardBrowserTests(StaticLiveServerTestCase):
             canvas_id,
         )
 
-    def test_login_charts_and_refresh(self):
+    def log_in(self, refresh: int = 1) -> None:
         from selenium.webdriver.common.by import By
 
         browser = self.browser
-        browser.get(f"{self.live_server_url}/dashboard/?refresh=1")
+        browser.get(f"{self.live_server_url}/dashboard/?refresh={refresh}")
         self.assertIn("/admin/login/", browser.current_url)  # anonymous: to the login first
         browser.find_element(By.NAME, "username").send_keys(self.staff.email)
         browser.find_element(By.NAME, "password").send_keys(PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
         self.wait_for("return location.pathname === '/dashboard/'")
+
+    def layout(self) -> dict:
+        """Overflow of the page, and each chart's drawn width against its card's content width."""
+        return self.browser.execute_script(
+            """const root = document.documentElement;
+               const charts = [...document.querySelectorAll('.charts canvas')].map((c) => {
+                 const card = c.closest('figure'), style = getComputedStyle(card);
+                 const inner = card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                 return {id: c.id, css: c.getBoundingClientRect().width, inner: inner,
+                         backing: c.width / (window.devicePixelRatio || 1)};
+               });
+               return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth,
+                       scrollbar: window.innerWidth - root.clientWidth, charts: charts,
+                       axes: window.dashboardAxes};"""
+        )
+
+    def test_charts_fill_their_cards_at_both_widths_with_distinct_axis_labels(self):
+        self.log_in(refresh=1)
+        self.wait_for("return window.dashboardRenders >= 2")  # the reads/s line has a point
+        try:
+            for width in (1400, 420):
+                with self.subTest(width=width):
+                    self.browser.set_window_size(width, 1000)
+                    # Redrawn at the new size: every canvas's pixels match its box again.
+                    self.wait_for(
+                        "return [...document.querySelectorAll('.charts canvas')].every("
+                        "(c) => Math.abs(c.width / (window.devicePixelRatio || 1) - c.clientWidth) <= 1)"
+                    )
+                    page = self.layout()
+                    self.assertLessEqual(page["scrollWidth"], page["clientWidth"], f"horizontal overflow: {page}")
+                    self.assertEqual(len(page["charts"]), 6)
+                    for chart in page["charts"]:
+                        self.assertGreaterEqual(chart["css"], 0.9 * chart["inner"], chart)
+                        self.assertGreaterEqual(chart["backing"], 0.9 * chart["inner"], chart)
+                    self.assertEqual(len(page["axes"]), 6, page["axes"])
+                    for chart, labels in page["axes"].items():
+                        self.assertEqual(len(labels), len(set(labels)), f"{chart} repeats a label: {labels}")
+                        self.assertGreaterEqual(len(labels), 2, chart)
+        finally:
+            self.browser.set_window_size(1400, 1300)
+
+    def test_login_charts_and_refresh(self):
+        from selenium.webdriver.common.by import By
+
+        browser = self.browser
+        self.log_in(refresh=1)
         self.assertEqual(browser.find_element(By.ID, "dashboard").get_attribute("data-refresh-seconds"), "1")
         self.wait_for("return window.dashboardRenders >= 1")
 

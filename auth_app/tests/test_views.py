@@ -122,6 +122,7 @@ class RefreshTests(AuthAPITestCase):
 
         reuse = self.api.bearer(None).post("/api/auth/refresh", {"refreshToken": first["refreshToken"]})
         self.assertEqual(reuse.status_code, 401)
+        self.assertEqual(reuse.json()["detail"], "Refresh token already used; this login has been revoked.")
         # The whole family is dead: the access token issued by the refresh, and its refresh token.
         self.assertEqual(self.api.bearer(second["accessToken"]).get("/api/auth/me").status_code, 401)
         self.assertEqual(self.api.bearer(first["accessToken"]).get("/api/auth/me").status_code, 401)
@@ -155,6 +156,22 @@ class LogoutTests(AuthAPITestCase):
         self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
         refresh = self.api.bearer(None).post("/api/auth/refresh", {"refreshToken": pair["refreshToken"]})
         self.assertEqual(refresh.status_code, 401)
+        # Issue 16: it says the token was revoked, not that it was already used.
+        self.assertIn("revoked (logged out", refresh.json()["detail"])
+        self.assertNotIn("already used", refresh.json()["detail"])
+
+    def test_a_refresh_after_logout_still_revokes_the_family(self):
+        make_user(email="f@example.com")
+        first = self.login("f@example.com")
+        second = self.api.post("/api/auth/refresh", {"refreshToken": first["refreshToken"]}).json()
+        third = self.api.post("/api/auth/refresh", {"refreshToken": second["refreshToken"]}).json()
+        self.api.bearer(third["accessToken"]).post("/api/auth/logout")
+        # The access token of the second pair was not logged out, but presenting the revoked refresh token
+        # kills the whole login, as reuse detection does (API.md, settled details).
+        self.assertEqual(self.api.bearer(second["accessToken"]).get("/api/auth/me").status_code, 200)
+        refused = self.api.bearer(None).post("/api/auth/refresh", {"refreshToken": third["refreshToken"]})
+        self.assertEqual(refused.status_code, 401)
+        self.assertEqual(self.api.bearer(second["accessToken"]).get("/api/auth/me").status_code, 401)
 
     def test_logout_needs_a_token(self):
         self.assertEqual(self.api.post("/api/auth/logout").status_code, 401)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import unittest
 from datetime import timedelta
 
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -11,7 +14,7 @@ from auth_app.tests.factories import make_user
 from image_app import services
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.testing import CacheTestCase
+from techbirdsfly.testing import CacheTestCase, LiveTestCase
 
 Status = Image.Status
 
@@ -117,3 +120,70 @@ class ClaimTests(CacheTestCase):
         released = services.image_release(image=claimed, worker="w")
         self.assertEqual((released.status, released.attempts, released.lease_owner), ("queued", 0, ""))
         self.assertEqual(services.image_claim_next(worker="v").pk, image.pk)
+
+
+class FairClaimTests(CacheTestCase):
+    """Owners take turns: one owner's backlog does not hold up another owner's first image."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.a, self.b = make_user(), make_user()
+        start = timezone.now() - timedelta(minutes=5)
+        self.backlog = [make_image(owner=self.a, created_at=start + timedelta(seconds=i)) for i in range(10)]
+        self.late = make_image(owner=self.b, created_at=start + timedelta(minutes=1))
+
+    def claims(self, count: int) -> list[int]:
+        return [services.image_claim_next(worker="w").pk for _ in range(count)]
+
+    def test_a_later_owner_is_among_the_first_two_claims(self):
+        first_two = self.claims(2)
+        self.assertEqual(first_two, [self.backlog[0].pk, self.late.pk])
+        self.assertEqual(self.claims(9), [image.pk for image in self.backlog[1:]])  # then the backlog, in order
+        self.assertIsNone(services.image_claim_next(worker="w"))
+
+    def test_an_owner_already_being_served_waits_behind_one_who_is_not(self):
+        services.image_update(image=self.backlog[0], status=Status.RUNNING, lease_owner="elsewhere")
+        self.assertEqual(self.claims(1), [self.late.pk])
+
+    def test_a_job_whose_lease_ran_out_keeps_its_place(self):
+        taken = services.image_claim_next(worker="dead")
+        Image.objects.filter(pk=taken.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        self.assertEqual(self.claims(2), [taken.pk, self.late.pk])
+
+
+@unittest.skipUnless(connection.vendor == "postgresql", "needs PostgreSQL's row locks")
+class QueueLimitRaceTests(LiveTestCase):
+    def test_two_creations_at_the_limit_minus_one_cannot_both_pass(self):
+        owner = make_user()
+        for _ in range(9):
+            make_image(owner=owner)
+        holding, release = threading.Event(), threading.Event()
+        outcomes: dict[str, object] = {}
+
+        def create(name: str, *, hold: bool) -> None:
+            try:
+                with transaction.atomic():
+                    image = services.image_create(owner=owner, prompt=name, width=64, height=64)
+                    if hold:  # the first has counted and inserted, and has not committed yet
+                        holding.set()
+                        release.wait(10)
+                outcomes[name] = image.pk
+            except services.QueueFull as exc:
+                outcomes[name] = exc
+            finally:
+                connections.close_all()
+
+        with override_settings(IMAGE_QUEUE_LIMIT=10):
+            first = threading.Thread(target=create, args=("first",), kwargs={"hold": True})
+            first.start()
+            self.assertTrue(holding.wait(10))
+            second = threading.Thread(target=create, args=("second",), kwargs={"hold": False})
+            second.start()
+            second.join(0.5)
+            self.assertTrue(second.is_alive(), "the second creation should wait for the first to commit")
+            release.set()
+            first.join(10)
+            second.join(10)
+        self.assertIsInstance(outcomes["first"], int)
+        self.assertIsInstance(outcomes["second"], services.QueueFull)
+        self.assertEqual(Image.objects.filter(owner=owner).count(), 10)

@@ -6,15 +6,18 @@ import hashlib
 import io
 import shutil
 import tempfile
+from decimal import Decimal
 
 from django.test import override_settings
 from PIL import Image as PILImage
 
 from auth_app.tests.factories import make_token, make_user
+from billing_app.models import UsageRecord
+from billing_app.tests.factories import make_account
 from image_app.generator import Generator
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.testing import CacheTestCase
+from techbirdsfly.testing import CacheTestCase, CommitAPIClient
 
 CHECKSUM = "ab" * 32
 
@@ -319,3 +322,136 @@ class ResultTests(ImageAPITestCase):
         self.assertEqual(response["Content-Type"], "application/json")
         self.assertEqual(self.api.bearer(None).get(self.url).status_code, 401)
         self.assertEqual(self.as_user(self.owner).get("/api/images/999999/result").status_code, 404)
+
+
+class AccountTests(ImageAPITestCase):
+    """POST /api/images with accountId: the account must be one the caller may see."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.account = make_account(self.owner)
+        self.others_account = make_account(self.other)
+
+    def create(self, user, **extra):
+        return self.as_user(user).post("/api/images", {"prompt": "p", "width": 64, "height": 64, **extra})
+
+    def test_an_own_account_is_accepted_and_answered(self):
+        response = self.create(self.owner, accountId=self.account.pk)
+        self.assertEqual(response.status_code, 201, response.content)
+        self.assertEqual(response.json()["accountId"], self.account.pk)
+        self.assertEqual(Image.objects.get(pk=response.json()["id"]).account_id, self.account.pk)
+        read = self.as_user(self.owner).get(f"/api/images/{response.json()['id']}").json()
+        self.assertEqual(read["data"]["accountId"], self.account.pk)
+
+    def test_without_an_account_the_answer_says_null(self):
+        for extra in ({}, {"accountId": None}):
+            response = self.create(self.owner, **extra)
+            self.assertEqual(response.status_code, 201, response.content)
+            self.assertIsNone(response.json()["accountId"])
+
+    def test_staff_may_bill_anyones_account(self):
+        response = self.create(self.staff, accountId=self.account.pk)
+        self.assertEqual(response.status_code, 201, response.content)
+        self.assertEqual(response.json()["accountId"], self.account.pk)
+
+    def test_someone_elses_or_an_unknown_account_is_404(self):
+        for account_id in (self.others_account.pk, 987654321):
+            response = self.create(self.owner, accountId=account_id)
+            self.assertEqual(response.status_code, 404, account_id)
+            self.assertEqual(response["Content-Type"], "application/json")
+        self.assertFalse(Image.objects.exists())
+
+    def test_a_bad_account_id_is_400_naming_it(self):
+        for bad in ("1", str(self.account.pk), 1.5, True, [1], {"id": 1}, 0, -1, 2**63):
+            response = self.create(self.owner, accountId=bad)
+            self.assertEqual(response.status_code, 400, bad)
+            self.assertIn("accountId", response.json(), bad)
+        self.assertFalse(Image.objects.exists())
+
+
+class BillingTests(ImageAPITestCase):
+    """A completed image with an account records one image.generate unit there, and the account's reads are fresh."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.account = make_account(self.owner)
+        self.image = make_image(owner=self.owner, account=self.account)
+        self.url = f"/api/images/{self.image.pk}"
+        self.staff_client = CommitAPIClient(self).bearer(make_token(self.staff))
+        self.reader = CommitAPIClient(self).bearer(make_token(self.owner))
+
+    def complete(self):
+        return self.staff_client.patch(self.url, {"status": "completed", "resultUrl": "/r.png", "bytes": 3})
+
+    def records(self):
+        return list(UsageRecord.objects.filter(account=self.account))
+
+    def test_completion_records_one_unit_and_the_cached_reads_are_fresh_at_once(self):
+        summary_url, usage_url = f"/api/billing/summary/{self.account.pk}", f"/api/billing/usage/{self.account.pk}"
+        for url in (summary_url, usage_url):  # warm both entries
+            self.reader.get(url)
+            self.assertTrue(self.reader.get(url).json()["fromCache"], url)
+        self.assertEqual(self.staff_client.patch(self.url, {"status": "running"}).status_code, 200)
+        self.assertEqual(self.records(), [])  # running is not billed
+
+        response = self.complete()
+        self.assertEqual(response.status_code, 200, response.content)
+        [record] = self.records()
+        self.assertEqual((record.metric_id, record.units, record.amount), ("image.generate", 1, Decimal("0.0400")))
+        summary = self.reader.get(summary_url).json()
+        self.assertFalse(summary["fromCache"])
+        self.assertEqual((summary["data"]["totalUsageUnits"], summary["data"]["unbilledAmount"]), (1, "0.04"))
+        usage = self.reader.get(usage_url).json()
+        self.assertFalse(usage["fromCache"])
+        self.assertEqual((usage["data"]["totalUnits"], usage["data"]["byMetric"]), (1, {"image.generate": 1}))
+
+    def test_a_repeated_completion_records_nothing_more(self):
+        self.assertEqual(self.complete().status_code, 200)
+        self.assertEqual(self.complete().status_code, 409)
+        # Set back by hand (the admin, a bulk update) and completed again: the database refuses a second record.
+        Image.objects.filter(pk=self.image.pk).update(status=Image.Status.RUNNING)
+        self.assertEqual(self.complete().status_code, 200)
+        self.assertEqual(len(self.records()), 1)
+        summary = self.reader.get(f"/api/billing/summary/{self.account.pk}").json()["data"]
+        self.assertEqual((summary["totalUsageUnits"], summary["unbilledAmount"]), (1, "0.04"))
+
+    def test_failed_images_and_images_without_an_account_record_nothing(self):
+        self.assertEqual(self.staff_client.patch(self.url, {"status": "failed"}).status_code, 200)
+        unbilled = make_image(owner=self.owner)
+        response = self.staff_client.patch(f"/api/images/{unbilled.pk}", {"status": "completed"})
+        self.assertEqual(response.status_code, 200)
+        self.assertFalse(UsageRecord.objects.exists())
+
+
+@override_settings(IMAGE_QUEUE_LIMIT=10)  # the default
+class QueueLimitTests(ImageAPITestCase):
+    def create(self, user):
+        return self.as_user(user).post("/api/images", {"prompt": "p", "width": 64, "height": 64})
+
+    def test_the_eleventh_unfinished_image_is_429_and_a_finished_one_frees_a_slot(self):
+        ids = []
+        for _ in range(10):
+            response = self.create(self.owner)
+            self.assertEqual(response.status_code, 201, response.content)
+            ids.append(response.json()["id"])
+        Image.objects.filter(pk=ids[0]).update(status=Image.Status.RUNNING)  # running counts too
+
+        refused = self.create(self.owner)
+        self.assertEqual(refused.status_code, 429, refused.content)
+        self.assertEqual(refused["Content-Type"], "application/json")
+        self.assertGreaterEqual(int(refused["Retry-After"]), 1)
+        self.assertIn("10 images", refused.json()["detail"])
+        self.assertEqual(Image.objects.filter(owner=self.owner).count(), 10)
+        self.assertEqual(self.create(self.other).status_code, 201)  # a per-user limit
+
+        staff = CommitAPIClient(self).bearer(make_token(self.staff))
+        self.assertEqual(staff.patch(f"/api/images/{ids[0]}", {"status": "completed"}).status_code, 200)
+        self.assertEqual(self.create(self.owner).status_code, 201)
+        self.assertEqual(self.create(self.owner).status_code, 429)
+        self.assertEqual(staff.patch(f"/api/images/{ids[1]}", {"status": "failed"}).status_code, 200)
+        self.assertEqual(self.create(self.owner).status_code, 201)
+        self.assertEqual(self.create(self.owner).status_code, 429)
+
+    def test_the_limit_is_a_setting(self):
+        with override_settings(IMAGE_QUEUE_LIMIT=2):
+            self.assertEqual([self.create(self.owner).status_code for _ in range(3)], [201, 201, 429])

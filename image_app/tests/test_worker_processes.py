@@ -21,6 +21,7 @@ import time
 import unittest
 import urllib.request
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -29,6 +30,8 @@ from django.test import TransactionTestCase
 from PIL import Image as PILImage
 
 from auth_app.tests.factories import make_token, make_user
+from billing_app.models import UsageRecord
+from billing_app.tests.factories import make_account
 from image_app.models import Image
 from image_app.tests.factories import make_image
 from techbirdsfly.cache.calls import reset_breakers
@@ -139,7 +142,8 @@ class WorkerProcessTests(TransactionTestCase):
         self.assertEqual(len(list((self.media / "images").iterdir())), 50)  # no second copy of anything
 
     def test_a_job_of_a_killed_worker_is_finished_by_another_after_the_lease(self):
-        image = make_image(owner=self.owner, width=320, height=200)
+        account = make_account(self.owner)
+        image = make_image(owner=self.owner, account=account, width=320, height=200)
         doomed = self.worker(lease=2, slowdown=60)
         wait_until(
             lambda: Image.objects.filter(pk=image.pk, status="running").exists(), timeout=30, what="the first claim"
@@ -159,6 +163,8 @@ class WorkerProcessTests(TransactionTestCase):
         self.assertEqual(rescuer.completed(), [image.pk])
         self.assertEqual(doomed.completed(), [])
         self.assert_result_matches(image)
+        [usage] = UsageRecord.objects.filter(account=account)  # billed once, by the rescuer
+        self.assertEqual((usage.metric_id, usage.units, usage.amount), ("image.generate", 1, Decimal("0.0400")))
         rescuer.signal(signal.SIGTERM)
         self.assertEqual(rescuer.wait(timeout=15), 0)
 

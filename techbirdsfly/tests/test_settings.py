@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -15,12 +16,14 @@ from redis.connection import SSLConnection
 
 from auth_app.models import User
 from techbirdsfly.cache.connection import ConnectionFactory
+from techbirdsfly.env import read_env_file
 
 BASE_DIR = Path(settings.BASE_DIR)
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_"))}
+    # DJANGO_ENV_FILE empty: the checkout's .env (debug mode, a development key) must not fill the gaps.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_"))} | {"DJANGO_ENV_FILE": ""}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
@@ -76,6 +79,45 @@ class EnvironmentTests(SimpleTestCase):
         for alias, config in settings.CACHES.items():
             self.assertLessEqual(config["OPTIONS"]["SOCKET_TIMEOUT"], 0.25, alias)
             self.assertLessEqual(config["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"], 0.25, alias)
+
+
+class EnvFileTests(SimpleTestCase):
+    """The local .env that settings read (issue 16): it fills gaps, the environment wins."""
+
+    def env_file(self, text: str) -> Path:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)  # noqa: SIM115 (kept for a subprocess)
+        self.addCleanup(os.unlink, handle.name)
+        with handle:
+            handle.write(text)
+        return Path(handle.name)
+
+    def test_the_format(self):
+        path = self.env_file(
+            "# a comment\n\nDJANGO_DEBUG=1\nexport A_KEY = 'quoted # not a comment'\nB=\"double\"\nC=\nD=x=y\n"
+        )
+        self.assertEqual(
+            read_env_file(path),
+            {"DJANGO_DEBUG": "1", "A_KEY": "quoted # not a comment", "B": "double", "C": "", "D": "x=y"},
+        )
+
+    def test_a_malformed_line_names_the_file_and_line(self):
+        path = self.env_file("OK=1\nnot a setting\n")
+        with self.assertRaises(SystemExit) as stop:
+            read_env_file(path)
+        self.assertIn(f"{path}:2", str(stop.exception))
+
+    def test_settings_read_it_and_the_environment_wins(self):
+        path = self.env_file("DJANGO_DEBUG=0\nDJANGO_SECRET_KEY=from-the-env-file\n")
+        show = ["shell", "-c", "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)"]
+        result = manage(*show, DJANGO_ENV_FILE=str(path))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.splitlines()[-1], "False from-the-env-file")
+        result = manage(*show, DJANGO_ENV_FILE=str(path), DJANGO_DEBUG="1", DJANGO_SECRET_KEY="from-the-environment")
+        self.assertEqual(result.stdout.splitlines()[-1], "True from-the-environment", result.stderr)
+
+    def test_without_a_file_nothing_changes(self):
+        result = manage("check", DJANGO_ENV_FILE=str(BASE_DIR / "no-such.env"), DJANGO_DEBUG="0")
+        self.assertEqual(result.stderr.strip(), "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
 
 
 class CreateSuperuserTests(TestCase):

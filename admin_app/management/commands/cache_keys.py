@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         app_argument(parser)
         parser.add_argument("--match", default="*", help="glob on the part after the app's prefix (default *)")
-        parser.add_argument("--count", type=int, default=100, help="SCAN batch size, 1..1000 (default 100)")
+        parser.add_argument("--count", type=int, default=100, help="keys per page fetched, 1..1000 (default 100)")
         parser.add_argument("--limit", type=int, default=None, help="stop after this many keys")
 
     def handle(self, *args, app: str, match: str, count: int, limit: int | None, **options) -> None:
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             raise CommandError("--count must be between 1 and 1000")
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1")
-        listed, cursor = 0, 0
+        listed, cursor = 0, "0"
         self.stdout.write(f"{'ttl':>8}  key")
         try:
             while limit is None or listed < limit:
@@ -32,10 +32,10 @@ class Command(BaseCommand):
                     ttl = "none" if entry["ttl"] < 0 else f"{entry['ttl']}s"
                     self.stdout.write(f"{ttl:>8}  {entry['key']}")
                     listed += 1
-                cursor = int(page["cursor"])
-                if cursor == 0:
+                cursor = page["cursor"]
+                if cursor == "0":
                     break
         except CacheUnavailable:
             raise redis_down() from None
-        more = " (stopped at --limit)" if cursor and limit is not None else ""
+        more = " (stopped at --limit)" if cursor != "0" and limit is not None else ""
         self.stdout.write(f"{listed} key(s) of {app} matching {APPS[app]}_{match}{more}")

@@ -44,42 +44,69 @@
     return { ctx, width, height };
   }
 
-  function niceMax(value) {
-    if (value <= 0) return 1;
-    const power = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const step of [1, 2, 2.5, 5, 10]) {
-      if (step * power >= value) return step * power;
+  // Axis ticks from 0 to at least `value` (1 when there is nothing) at a round step -- 1, 2, 2.5 or 5
+  // times a power of ten, whole numbers for counts -- about four of them, labelled with as many decimals
+  // as the step needs: no two labels read the same (the reads/s axis once said 0.2, 0.2, 0.1, 0.1, 0.0).
+  function ticks(value, integer) {
+    const top = value > 0 ? value : 1;
+    const raw = top / 4;
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = null;
+    for (const m of [1, 2, 2.5, 5, 10]) {
+      const candidate = Number((m * power).toPrecision(12));
+      if (candidate >= raw && (!integer || Number.isInteger(candidate))) { step = candidate; break; }
     }
-    return 10 * power;
+    if (step === null) step = integer ? Math.max(1, Math.ceil(raw)) : 10 * power;
+    let decimals = 0;
+    while (decimals < 10 && Math.abs(Number(step.toFixed(decimals)) - step) > step * 1e-9) decimals += 1;
+    const count = Math.max(1, Math.ceil(top / step - 1e-9));
+    return { step, count, max: step * count, decimals };
   }
 
-  function axes(ctx, box, max, format) {
+  // The tick labels of each chart, for the browser test.
+  window.dashboardAxes = {};
+
+  function axes(ctx, box, id, scale, label) {
     ctx.strokeStyle = "#e5e7eb";
     ctx.fillStyle = "#6b7280";
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    for (let i = 0; i <= 4; i += 1) {
-      const y = box.bottom - (box.bottom - box.top) * (i / 4);
+    const labels = [];
+    for (let i = 0; i <= scale.count; i += 1) {
+      const y = box.bottom - (box.bottom - box.top) * (i / scale.count);
       ctx.beginPath();
       ctx.moveTo(box.left, y);
       ctx.lineTo(box.right, y);
       ctx.stroke();
-      ctx.fillText(format((max * i) / 4), box.left - 6, y);
+      labels.push(label(scale.step * i, scale.decimals));
+      ctx.fillText(labels[i], box.left - 6, y);
     }
+    window.dashboardAxes[id] = labels;
   }
 
-  // Counts get whole-number ticks: four gridlines over a maximum that is a multiple of four.
-  function countMax(value) {
-    const max = niceMax(value);
-    return max % 4 === 0 ? max : Math.max(4, Math.ceil(max / 4) * 4);
+  // Byte axes count in the unit of the largest value: 0, 256, 512 KiB rather than 0, 262144, ...
+  function byteScale(top) {
+    const power = top >= 1024 ? Math.min(Math.floor(Math.log(top) / Math.log(1024)), 3) : 0;
+    const unit = Math.pow(1024, power);
+    const t = ticks(top / unit, power === 0);
+    const name = ["B", "KiB", "MiB", "GiB"][power];
+    return {
+      scale: { ...t, step: t.step * unit, max: t.max * unit },
+      label: (v, d) => (v / unit).toFixed(d) + " " + name,
+    };
   }
 
   function barChart(id, labels, values, format, options = {}) {
     const { ctx, width, height } = surface(id);
     const box = { left: 64, right: width - 10, top: 16, bottom: height - 28 };
-    const top = Math.max(0, ...values.filter((v) => v !== null && v !== undefined));
-    const max = options.max || (options.counts ? countMax(top) : niceMax(top));
-    axes(ctx, box, max, format);
+    const top = Math.max(0, options.max || 0, ...values.filter((v) => v !== null && v !== undefined));
+    let axis = {
+      scale: ticks(top, options.counts),
+      label: (v, d) => (options.suffix ? v.toFixed(d) + options.suffix : v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })),
+    };
+    if (options.bytes) axis = byteScale(top);
+    axes(ctx, box, id, axis.scale, axis.label);
+    const max = axis.scale.max;
     const slot = (box.right - box.left) / Math.max(labels.length, 1);
     labels.forEach((label, i) => {
       const value = values[i];
@@ -107,8 +134,9 @@
     const { ctx, width, height } = surface(id);
     const box = { left: 64, right: width - 10, top: 16, bottom: height - 28 };
     const all = series.flatMap((s) => s.points);
-    const max = niceMax(Math.max(0, ...all));
-    axes(ctx, box, max, (v) => v.toFixed(v < 10 ? 1 : 0));
+    const scale = ticks(Math.max(0, ...all), false);
+    axes(ctx, box, id, scale, (v, d) => v.toFixed(d));
+    const max = scale.max;
     // Until the history is full, its points span the whole width.
     const count = Math.max(0, ...series.map((s) => s.points.length));
     const step = (box.right - box.left) / Math.max(count - 1, 1);
@@ -154,6 +182,10 @@
       "Analytics computed at " + new Date(d.computedAt).toLocaleTimeString() +
         (analytics.fromCache ? " (from the cache; up to 5 minutes old)" : " (fresh)"),
     );
+    drawAnalyticsCharts(d);
+  }
+
+  function drawAnalyticsCharts(d) {
     const metrics = Object.keys(d.usage.byMetric);
     barChart("chart-usage", metrics, metrics.map((m) => d.usage.byMetric[m]), number, { counts: true });
     const statuses = Object.keys(d.images.byStatus);
@@ -174,10 +206,6 @@
             ", " + redis.maxmemoryPolicy
         : "Redis down",
     );
-    barChart("chart-hit-ratio", apps, stats.map((s) => (s.hits + s.misses ? s.hitRatio * 100 : null)),
-      (v) => v.toFixed(0) + "%", { max: 100 });
-    barChart("chart-keys", apps, stats.map((s) => s.keys), number, { counts: true });
-    barChart("chart-memory", apps, stats.map((s) => s.memoryBytes), bytes);
 
     const now = Date.now();
     const hits = stats.reduce((sum, s) => sum + s.hits, 0);
@@ -191,10 +219,7 @@
       if (history.length > HISTORY) history.shift();
     }
     previous = { at: now, hits, misses };
-    lineChart("chart-reads", [
-      { label: "hits/s", color: COLORS[0], points: history.map((p) => p.hits) },
-      { label: "misses/s", color: COLORS[3], points: history.map((p) => p.misses) },
-    ]);
+    drawCacheCharts(cache);
 
     const body = $("apps").querySelector("tbody");
     body.replaceChildren(...apps.map((app, i) => {
@@ -212,6 +237,35 @@
     }));
   }
 
+  // The charts of the cache figures; also redrawn alone when their cards change size.
+  function drawCacheCharts(cache) {
+    const apps = Object.keys(cache.apps);
+    const stats = apps.map((a) => cache.apps[a]);
+    barChart("chart-hit-ratio", apps, stats.map((s) => (s.hits + s.misses ? s.hitRatio * 100 : null)),
+      (v) => v.toFixed(0) + "%", { max: 100, suffix: "%" });
+    barChart("chart-keys", apps, stats.map((s) => s.keys), number, { counts: true });
+    barChart("chart-memory", apps, stats.map((s) => s.memoryBytes), bytes, { bytes: true });
+    lineChart("chart-reads", [
+      { label: "hits/s", color: COLORS[0], points: history.map((p) => p.hits) },
+      { label: "misses/s", color: COLORS[3], points: history.map((p) => p.misses) },
+    ]);
+  }
+
+  let lastData = null;
+
+  function redraw() {
+    if (!lastData) return;
+    drawCacheCharts(lastData.cache);
+    if (lastData.analytics) drawAnalyticsCharts(lastData.analytics.data);
+  }
+
+  let pending = false;
+  new ResizeObserver(() => {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(() => { pending = false; redraw(); });
+  }).observe(document.querySelector(".charts"));
+
   async function refresh() {
     try {
       const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -223,6 +277,7 @@
       const data = await response.json();
       renderCache(data.cache);
       renderAnalytics(data.analytics);
+      lastData = data;
       $("error").hidden = true;
       text("updated", "updated " + new Date().toLocaleTimeString());
       window.dashboardRenders += 1;

@@ -1,0 +1,157 @@
+"""The README's commands work as written, and make writes what they need (issue 16).
+
+Every ```sh block of README.md runs in a new bash (``set -eo pipefail``) in the checkout, after what
+``make install`` leaves there (.venv and a development .env), and must exit 0. A block preceded by
+``<!-- readme-test: skip (reason) -->`` is not run: the two set-up commands, docker, the benchmark,
+MONITOR. Two things are pointed at this test run instead of a developer's machine: ``redis-cli`` (a
+shell function adding ``-p <test Redis port>``) and ``localhost:8000`` (a gunicorn serving the test
+database, on a free port). DATABASE_URL and REDIS_URL name the test database and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.test import SimpleTestCase, override_settings
+
+from auth_app.models import User
+from techbirdsfly.env import read_env_file
+from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env, test_redis
+
+BASE_DIR = Path(settings.BASE_DIR)
+README = BASE_DIR / "README.md"
+SKIP = re.compile(r"^<!-- readme-test: skip \((?P<reason>[^)]+)\) -->$")
+FENCE = re.compile(r"^```(?:sh|bash|shell)\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence, 1-based
+    text: str
+    skip: str | None  # the reason, when marked
+
+
+def shell_blocks(text: str) -> list[Block]:
+    blocks, lines = [], text.splitlines()
+    index = 0
+    while index < len(lines):
+        if FENCE.match(lines[index]):
+            end = lines.index("```", index + 1)
+            before = next((line for line in reversed(lines[:index]) if line.strip()), "")
+            marker = SKIP.match(before)
+            body = "\n".join(lines[index + 1 : end]) + "\n"
+            blocks.append(Block(index + 1, body, marker["reason"] if marker else None))
+            index = end
+        index += 1
+    return blocks
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """A new shell's environment: nothing of this test run's Django, Redis or database settings."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_", "DATABASE_"))}
+    return {**keep, **extra}
+
+
+def make_env_file(directory: Path) -> Path:
+    """What ``make install`` writes: the Makefile's own .env recipe, run in ``directory``."""
+    subprocess.run(
+        ["make", "-s", "-C", str(directory), "-f", str(BASE_DIR / "Makefile"), ".env"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return directory / ".env"
+
+
+class ReadmeBlocksTests(LiveTestCase):
+    def test_the_readme_is_parsed_and_skips_say_why(self):
+        blocks = shell_blocks(README.read_text())
+        self.assertGreaterEqual(len([b for b in blocks if b.skip is None]), 3)
+        skipped = {b.skip for b in blocks if b.skip}
+        self.assertIn("docker", skipped)
+        self.assertTrue(any("make run" in reason for reason in skipped))
+        self.assertFalse(any(b.skip is None and ("make run" in b.text or "docker" in b.text) for b in blocks))
+        # No command hides in an indented block, where this test would not see it.
+        self.assertFalse(re.search(r"\n\n {4}(make|docker|\.venv|python|redis-cli|curl) ", README.read_text()))
+
+    def test_every_shell_block_runs_as_written(self):
+        if not (BASE_DIR / ".venv" / "bin" / "python").exists():
+            self.skipTest("no .venv: run make install first")
+        with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"]):
+            User.objects.create_superuser("admin@techbirdsfly.local", "admin-demo-password")
+        blocks = [block for block in shell_blocks(README.read_text()) if block.skip is None]
+        server = GunicornServer(env=server_env(), workers=1).start()
+        self.addCleanup(server.stop)
+        directory = Path(tempfile.mkdtemp(prefix="tbf-readme-"))
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(directory)], check=False)
+        database = server_env()["DATABASE_URL"]
+        env = clean_environment(
+            DJANGO_ENV_FILE=str(make_env_file(directory)), DATABASE_URL=database, REDIS_URL=test_redis().url
+        )
+        preamble = f'set -eo pipefail\nredis-cli() {{ command redis-cli -p {test_redis().port} "$@"; }}\n'
+        for block in blocks:
+            with self.subTest(line=block.line):
+                script = preamble + block.text.replace("localhost:8000", f"127.0.0.1:{server.port}")
+                result = subprocess.run(
+                    ["bash", "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+                )
+                self.assertEqual(
+                    result.returncode,
+                    0,
+                    f"README.md line {block.line}:\n{block.text}\nstdout:\n{result.stdout[-2000:]}\n"
+                    f"stderr:\n{result.stderr[-2000:]}",
+                )
+
+
+class DevelopmentEnvFileTests(SimpleTestCase):
+    def test_make_writes_debug_mode_and_a_fresh_secret_key(self):
+        keys = []
+        for _ in range(2):
+            directory = Path(tempfile.mkdtemp(prefix="tbf-env-"))
+            path = make_env_file(directory)
+            values = read_env_file(path)
+            self.assertEqual(values["DJANGO_DEBUG"], "1")
+            self.assertGreaterEqual(len(values["DJANGO_SECRET_KEY"]), 50)
+            self.assertEqual(path.stat().st_mode & 0o077, 0, "readable by others")
+            keys.append(values["DJANGO_SECRET_KEY"])
+            subprocess.run(["rm", "-rf", str(directory)], check=True)
+        self.assertNotEqual(keys[0], keys[1])
+
+    def test_git_ignores_it(self):
+        result = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=BASE_DIR, check=False)
+        self.assertEqual(result.returncode, 0)
+
+
+class MakeRunTests(SimpleTestCase):
+    def test_port_chooses_where_the_server_listens(self):
+        result = subprocess.run(
+            ["make", "-n", "run", "PORT=8123"], cwd=BASE_DIR, capture_output=True, text=True, timeout=30, check=True
+        )
+        self.assertIn("runserver 127.0.0.1:8123", result.stdout)
+        self.assertNotIn("; true", result.stdout)
+
+    def test_a_taken_port_fails_at_once_saying_why(self):
+        if not (BASE_DIR / ".venv" / "bin" / "python").exists():
+            self.skipTest("no .venv: run make install first")
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = subprocess.run(
+                ["make", "run", f"PORT={port}"],
+                cwd=BASE_DIR,
+                env=clean_environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"127.0.0.1:{port} is in use", result.stderr)
+        self.assertNotIn("migrate", result.stdout)  # it stopped before touching the database
