@@ -6,7 +6,7 @@ makes stale. It is bound by its TTL instead and may be up to ``DASHBOARD_MAX_AGE
 
 from __future__ import annotations
 
-from techbirdsfly.cache import KINDS
+from techbirdsfly.cache import KINDS, Entry
 
 APP = "admin"
 DASHBOARD = "admin.dashboard"
@@ -15,3 +15,7 @@ DASHBOARD_MAX_AGE = KINDS[DASHBOARD].ttl
 
 def dashboard_key() -> str:
     return "admin:dashboard"
+
+
+def dashboard_entry() -> Entry:
+    return Entry(DASHBOARD, dashboard_key())

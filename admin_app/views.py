@@ -15,13 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import APPS
+from techbirdsfly.cache import APPS, Entry
 from techbirdsfly.cache.calls import CacheUnavailable
 from techbirdsfly.cache.stats import registry
 from techbirdsfly.exceptions import json_error
 from techbirdsfly.responses import cached_response
 
-from . import selectors, serializers, services
+from . import cache, selectors, serializers, services
 from .exceptions import CacheOffline
 
 ERRORS = {401: OpenApiResponse(description="no or invalid token"), 403: OpenApiResponse(description="not staff")}
@@ -43,6 +43,9 @@ class StaffAPIView(APIView):
 
 
 class DashboardAnalyticsView(StaffAPIView):
+    def cache_entries(self) -> list[Entry]:
+        return [cache.dashboard_entry()]
+
     @extend_schema(responses={200: serializers.CachedDashboardSerializer, **ERRORS})
     def get(self, request: Request) -> Response:
         return cached_response(selectors.dashboard_analytics())

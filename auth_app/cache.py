@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from techbirdsfly.cache import KINDS, invalidate
+from techbirdsfly.cache import KINDS, USER, Entry, invalidate
 
 from .models import AuthToken, User
 
@@ -34,6 +34,16 @@ def profile_key(user_id: int) -> str:
 
 def user_scope(user_id: int) -> str:
     return f"auth:user:{user_id}"
+
+
+def token_entry(token_hash: str) -> Entry:
+    # A token record is its own scope: its generation key is ``auth:token:<hash>:gen``.
+    return Entry(TOKEN, token_key(token_hash), token_key(token_hash))
+
+
+def own_profile_entry() -> Entry:
+    """The profile of the user whose token record is read with it (``/me``): resolved in Redis."""
+    return Entry(PROFILE, profile_key(USER), user_scope(USER))  # type: ignore[arg-type]
 
 
 def login_failures_key(email_hash: str) -> str:

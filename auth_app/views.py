@@ -9,10 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from techbirdsfly.cache import Entry
 from techbirdsfly.client import client_address
 from techbirdsfly.responses import cached_response
 
-from . import serializers, services
+from . import cache, serializers, services
 from .authentication import bearer_token
 from .selectors import token_validate, user_profile
 
@@ -121,6 +122,9 @@ class PasswordView(APIView):
 
 
 class MeView(APIView):
+    def cache_entries(self) -> list[Entry]:
+        return [cache.own_profile_entry()]
+
     @extend_schema(responses={200: serializers.CachedProfileSerializer, 401: OpenApiResponse()})
     def get(self, request: Request) -> Response:
         return cached_response(user_profile(user_id=request.user.pk))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from techbirdsfly.cache import invalidate
+from techbirdsfly.cache import Entry, invalidate
 
 from .models import Account, Invoice, UsageRecord
 
@@ -41,6 +41,18 @@ def invoices_key(account_id: int) -> str:
 
 def account_scope(account_id: int) -> str:
     return f"billing:account:{account_id}"
+
+
+def summary_entry(account_id: int) -> Entry:
+    return Entry(SUMMARY, summary_key(account_id), account_scope(account_id))
+
+
+def usage_entry(account_id: int, month: str) -> Entry:
+    return Entry(USAGE, usage_key(account_id, month), account_scope(account_id))
+
+
+def invoices_entry(account_id: int) -> Entry:
+    return Entry(INVOICES, invoices_key(account_id), account_scope(account_id))
 
 
 def invalidate_accounts(account_ids: Iterable[int]) -> None:

@@ -16,7 +16,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from techbirdsfly.cache import Cached, get_or_compute
+from techbirdsfly.cache import Cached, Entry, get_or_compute
 
 from . import cache
 from .aggregates import MoneySum
@@ -71,13 +71,13 @@ def account_get(*, account_id: int, viewer: Viewer) -> Account:
 
 
 def _cached_for_viewer(
-    kind: str, key: str, *, account_id: int, viewer: Viewer, compute: Callable[[Account], Any]
+    entry: Entry, *, account_id: int, viewer: Viewer, compute: Callable[[Account], Any]
 ) -> Cached[Any]:
     def envelope() -> dict[str, Any]:
         account = account_get(account_id=account_id, viewer=viewer)
         return {"ownerId": account.owner_id, "data": compute(account)}
 
-    result = get_or_compute(kind, key, envelope, scope=cache.account_scope(account_id))
+    result = get_or_compute(entry.kind, entry.key, envelope, scope=entry.scope)
     if not _may_see(result.value["ownerId"], viewer):
         raise _not_found()
     return Cached(result.value["data"], result.from_cache)
@@ -114,9 +114,7 @@ def _summary(account: Account) -> Summary:
 
 
 def account_summary(*, account_id: int, viewer: Viewer) -> Cached[Summary]:
-    return _cached_for_viewer(
-        cache.SUMMARY, cache.summary_key(account_id), account_id=account_id, viewer=viewer, compute=_summary
-    )
+    return _cached_for_viewer(cache.summary_entry(account_id), account_id=account_id, viewer=viewer, compute=_summary)
 
 
 # --- this month's usage ----------------------------------------------------------------------------
@@ -144,9 +142,11 @@ def account_usage(*, account_id: int, viewer: Viewer, at: datetime | None = None
     """The usage of the calendar month (UTC) of ``at`` (default: now), by metric."""
     # One instant for both the key and the query, so an entry never holds another month's figures.
     start = month_start(at or timezone.now())
-    key = cache.usage_key(account_id, f"{start:%Y-%m}")
     return _cached_for_viewer(
-        cache.USAGE, key, account_id=account_id, viewer=viewer, compute=lambda account: _month_usage(account, start)
+        cache.usage_entry(account_id, f"{start:%Y-%m}"),
+        account_id=account_id,
+        viewer=viewer,
+        compute=lambda account: _month_usage(account, start),
     )
 
 
@@ -160,6 +160,4 @@ def account_invoices(*, account_id: int, viewer: Viewer) -> Cached[list[dict[str
         invoices = Invoice.objects.filter(account_id=account.pk).order_by("-issued_at", "-id")
         return [invoice_data(invoice) for invoice in invoices]
 
-    return _cached_for_viewer(
-        cache.INVOICES, cache.invoices_key(account_id), account_id=account_id, viewer=viewer, compute=compute
-    )
+    return _cached_for_viewer(cache.invoices_entry(account_id), account_id=account_id, viewer=viewer, compute=compute)

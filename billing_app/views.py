@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
@@ -7,9 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from techbirdsfly.cache import Entry
 from techbirdsfly.responses import cached_response
 
-from . import selectors, serializers, services
+from . import cache, selectors, serializers, services
+from .money import month_start
 
 NOT_FOUND = OpenApiResponse(description="No such account, or one the caller may not see.")
 STAFF_ONLY = OpenApiResponse(description="The caller is not staff.")
@@ -30,6 +33,9 @@ class AccountCreateView(APIView):
 
 
 class SummaryView(APIView):
+    def cache_entries(self, account_id: int) -> list[Entry]:
+        return [cache.summary_entry(account_id)]
+
     @extend_schema(responses={200: serializers.CachedSummarySerializer, 404: NOT_FOUND})
     def get(self, request: Request, account_id: int) -> Response:
         return cached_response(selectors.account_summary(account_id=account_id, viewer=request.user))
@@ -48,6 +54,9 @@ class UsageCreateView(APIView):
 
 
 class UsageView(APIView):
+    def cache_entries(self, account_id: int) -> list[Entry]:
+        return [cache.usage_entry(account_id, f"{month_start(timezone.now()):%Y-%m}")]
+
     @extend_schema(responses={200: serializers.CachedMonthUsageSerializer, 404: NOT_FOUND})
     def get(self, request: Request, account_id: int) -> Response:
         return cached_response(selectors.account_usage(account_id=account_id, viewer=request.user))
@@ -57,6 +66,9 @@ class InvoicesView(APIView):
     def get_permissions(self):
         # Issuing is staff-only and answers 403 before the account is looked up (API.md, order of checks).
         return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    def cache_entries(self, account_id: int) -> list[Entry]:
+        return [cache.invoices_entry(account_id)]
 
     @extend_schema(responses={200: serializers.CachedInvoicesSerializer, 404: NOT_FOUND})
     def get(self, request: Request, account_id: int) -> Response:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from techbirdsfly.cache import invalidate
+from techbirdsfly.cache import Entry, invalidate
 
 from .models import Image
 
@@ -25,6 +25,10 @@ def metadata_key(image_id: int) -> str:
 
 def image_scope(image_id: int) -> str:
     return f"image:image:{image_id}"
+
+
+def metadata_entry(image_id: int) -> Entry:
+    return Entry(METADATA, metadata_key(image_id), image_scope(image_id))
 
 
 def invalidate_images(image_ids: Iterable[int]) -> None:

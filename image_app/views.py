@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from techbirdsfly.cache import Entry
 from techbirdsfly.responses import cached_response
 
-from . import serializers, services
+from . import cache, serializers, services
 from .models import Image
 from .selectors import image_data, image_metadata, image_result, image_visible
 
@@ -41,6 +42,9 @@ class ImageListView(APIView):
 
 
 class ImageDetailView(APIView):
+    def cache_entries(self, image_id: int) -> list[Entry]:
+        return [cache.metadata_entry(image_id)]
+
     @extend_schema(responses={200: serializers.CachedImageSerializer, 401: OpenApiResponse(), 404: OpenApiResponse()})
     def get(self, request: Request, image_id: int) -> Response:
         result = image_metadata(image_id=image_id)

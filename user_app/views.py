@@ -6,9 +6,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from techbirdsfly.cache import Entry
 from techbirdsfly.responses import cached_response
 
-from . import serializers, services
+from . import cache, serializers, services
 from .selectors import preferences_data, preferences_visible, user_preferences
 
 _ERRORS = dict.fromkeys((400, 401, 403, 404), OpenApiResponse())
@@ -20,6 +21,9 @@ _WRITE = {
 
 
 class PreferencesView(APIView):
+    def cache_entries(self, user_id: int) -> list[Entry]:
+        return [cache.preferences_entry(user_id)]
+
     @extend_schema(responses=_READ)
     def get(self, request: Request, user_id: int) -> Response:
         if not preferences_visible(user_id=user_id, user=request.user):

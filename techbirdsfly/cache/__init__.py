@@ -1,6 +1,7 @@
 """The shared cache layer, the only code that talks to django-redis. Apps import from here.
 
 - reads.py: ``get_or_compute``, cache-aside with single flight and early refresh;
+- readahead.py: every entry of a request, token included, in one round trip;
 - generations.py: ``invalidate`` and the generations that make entries stale;
 - journal.py: every invalidation as a database row, checked by every process;
 - calls.py: the breaker and the request's Redis budget around every call;
@@ -13,20 +14,24 @@ from .counters import window_decrement, window_increment, window_read
 from .generations import invalidate
 from .ops import clear_app, count_keys, ping, scan_keys, server_info
 from .policy import APPS, KINDS
+from .readahead import USER, Entry, read_ahead
 from .reads import Cached, get_or_compute
 from .stats import cache_counts
 
 __all__ = [
     "APPS",
     "KINDS",
+    "USER",
     "CacheUnavailable",
     "Cached",
+    "Entry",
     "cache_counts",
     "clear_app",
     "count_keys",
     "get_or_compute",
     "invalidate",
     "ping",
+    "read_ahead",
     "reset_breakers",
     "scan_keys",
     "server_info",

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import cluster, fills, journal
+from . import cluster, fills, journal, readahead
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
 from .generations import WRITING, claim, generation_key, number_of
@@ -67,10 +67,13 @@ class Slot:
 
     def read(self) -> dict[str, Any] | None:
         """The current entry, or None on a miss; raises CacheUnavailable."""
-        start = ConnectEpoch.connects
         keys = [self.full_key, self.gen_key] if self.gen_key else [self.full_key]
-        client = self.cache.client.get_client(write=False)
-        raws = call(self.app, mget, client, keys)
+        ahead = readahead.take(keys)
+        if ahead is not None:
+            raws, start = ahead
+        else:
+            start = ConnectEpoch.connects
+            raws = call(self.app, mget, self.cache.client.get_client(write=False), keys)
         self.distrusted = not journal.trusted(start)
         if self.distrusted:
             self.generation = None

@@ -1,0 +1,133 @@
+"""Request-level read-ahead: every entry a request will read, token included, in one Redis round trip.
+
+A warm authenticated GET used to send two commands: one MGET for the token's record, then one for the
+data. The view knows from its URL which entries it will read (``cache_entries`` on the view), and the
+authentication knows the token's; ``read_ahead`` fetches them all at once, and each later read of
+one of those entries in the same request (``Slot.read``) takes its answer from here instead of
+asking Redis again. An entry whose key depends on the token's user (``/me``: the profile of
+``{uid}``) is resolved inside Redis by ``_SCRIPT``, from the token record it has just read, so that
+too is one round trip. On Redis Cluster the keys of one request may live on several shards: MGET is
+split by slot (one pipelined MGET per shard), and entries of the token's user are read later, by
+their own ``Slot.read``.
+
+What comes back is only prefetched bytes: every check (signature, key, expiry, generation, journal)
+is the reader's, as for any read. Each answer is used once, so a reader that polls (single flight)
+asks Redis again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.core.signals import request_finished, request_started
+
+from . import cluster
+from .calls import CacheUnavailable, cache_for, call, kind_of
+from .connection import ConnectEpoch
+from .generations import generation_key
+
+USER = "{uid}"  # in an Entry's key or scope: the id of the user whose token record is read ahead
+
+
+class Entry(NamedTuple):
+    """One entry a request will read: its kind (so its app), its key and its scope."""
+
+    kind: str
+    key: str
+    scope: str | None = None
+
+
+# MGET KEYS; then, if ARGV[1] > 0, read the user id from the signed token record at KEYS[ARGV[1]]
+# (``<32 hex tag>.<json entry>``; its value's ``userId``) and MGET ARGV[2..] with {uid} replaced.
+# Returns {values of KEYS, keys read for the user, their values}. Nothing here is trusted: the
+# reader checks every value it takes, the token record first.
+_SCRIPT = """
+local values = redis.call('MGET', unpack(KEYS))
+local at = tonumber(ARGV[1])
+local keys, more = {}, {}
+if at > 0 and #ARGV > 1 and values[at] then
+  local ok, entry = pcall(cjson.decode, string.sub(values[at], 34))
+  if ok and type(entry) == 'table' and type(entry.v) == 'table' and tonumber(entry.v.userId) then
+    local uid = string.format('%d', tonumber(entry.v.userId))
+    for i = 2, #ARGV do
+      keys[#keys + 1] = (string.gsub(ARGV[i], '{uid}', uid))
+    end
+    more = redis.call('MGET', unpack(keys))
+  end
+end
+return {values, keys, more}
+"""
+
+_request = threading.local()
+
+
+def _reset(**kwargs: Any) -> None:
+    _request.answers = None
+
+
+request_started.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.start")
+request_finished.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.end")
+
+
+def _keys(entry: Entry) -> list[str]:
+    cache = cache_for(kind_of(entry.kind).app)
+    keys = [cache.make_key(entry.key)]
+    if entry.scope:
+        keys.append(cache.make_key(generation_key(entry.scope)))
+    return keys
+
+
+def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> None:
+    """Read ``entries`` (and ``user_from``, the token record naming the user) in one round trip.
+
+    Entries whose key or scope holds ``USER`` are read for the user ``user_from``'s record names.
+    Entries of an app whose Redis is not ``user_from``'s (or the first entry's) are left to their reads.
+    Redis unavailable: nothing is read ahead, and the reads themselves find out.
+    """
+    _request.answers = None
+    first = user_from or (entries[0] if entries else None)
+    if first is None:
+        return
+    app = kind_of(first.kind).app
+    location = settings.CACHES[app]["LOCATION"]
+    fixed: list[str] = _keys(user_from) if user_from else []
+    templated: list[str] = []
+    for entry in entries:
+        if settings.CACHES[kind_of(entry.kind).app]["LOCATION"] != location:
+            continue
+        keys = _keys(entry)
+        if USER in entry.key or (entry.scope and USER in entry.scope):
+            templated += keys
+        else:
+            fixed += keys
+    client = cache_for(app).client.get_client(write=False)
+    start = ConnectEpoch.connects
+    try:
+        if templated and user_from and not cluster.is_cluster(client):
+            values, user_keys, user_values = call(app, client.eval, _SCRIPT, len(fixed), *fixed, 1, *templated)
+            answers = dict(zip(fixed, values, strict=True))
+            answers.update(zip((k.decode() for k in user_keys), user_values, strict=True))
+        else:
+            answers = dict(zip(fixed, call(app, _mget, client, fixed), strict=True))
+    except CacheUnavailable:
+        return
+    _request.answers = answers
+    _request.start = start
+
+
+def _mget(client: Any, keys: list[str]) -> list[bytes | None]:
+    return client.mget_nonatomic(keys) if cluster.is_cluster(client) else client.mget(keys)
+
+
+def take(keys: Iterable[str]) -> tuple[list[bytes | None], int] | None:
+    """The read-ahead answers for ``keys`` (each used once) and the connect count they were read at."""
+    answers = getattr(_request, "answers", None)
+    if not answers:
+        return None
+    keys = list(keys)
+    if not all(key in answers for key in keys):
+        return None
+    return [answers.pop(key) for key in keys], _request.start
