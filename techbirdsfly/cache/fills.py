@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import LockError
 
+from . import cluster
 from .calls import CacheUnavailable, call
 
 FILL_LOCK_TTL = 0.4
@@ -72,18 +74,38 @@ def _lock_call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _leases = _Leases()
 
 
-def try_lock(app: str, cache: Any, key: str) -> Any | None:
-    """Take ``key``'s fill lock: the lock, None when another caller holds it, NO_LOCK when Redis is out."""
+def try_lock(app: str, cache: Any, key: str, read: list[str]) -> tuple[Any | None, list[bytes | None] | None]:
+    """Take ``key``'s fill lock and read the keys ``read`` again, in one round trip.
+
+    Returns the lock (None when another caller holds it, NO_LOCK when Redis is out) and what the keys
+    hold now (None when they could not be read with the lock). The second read closes a race that
+    made a burst write one entry twice: between a caller's miss and its lock, the caller that held
+    the lock may have stored the entry and released the lock; taking the lock then, the late caller
+    computed and stored it again.
+    """
     # Not thread-local: the renewing thread extends it with the holder's token.
     lock = cache.lock(f"{key}:lock", timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
+    token = uuid.uuid1().hex.encode()
+    client = lock.redis
+
+    def acquire_and_read() -> tuple[bool, list[bytes | None] | None]:
+        if cluster.is_cluster(client):  # the lock and the entry may be on different shards
+            return bool(client.set(lock.name, token, nx=True, px=int(FILL_LOCK_TTL * 1000))), None
+        pipe = client.pipeline(transaction=False)
+        pipe.set(lock.name, token, nx=True, px=int(FILL_LOCK_TTL * 1000))
+        pipe.mget(read)
+        acquired, values = pipe.execute()
+        return bool(acquired), values
+
     try:
-        acquired = call(app, lock.acquire, blocking=False)
+        acquired, values = call(app, acquire_and_read)
     except CacheUnavailable:
-        return NO_LOCK
+        return NO_LOCK, None
     if not acquired:
-        return None
+        return None, values
+    lock.local.token = token
     _leases.hold(app, lock)
-    return lock
+    return lock, values
 
 
 def unlock(app: str, lock: Any) -> None:

@@ -60,6 +60,7 @@ class Slot:
         self.full_key: str = self.cache.make_key(key)
         self.scope = scope
         self.gen_key: str | None = self.cache.make_key(generation_key(scope)) if scope else None
+        self.keys = [self.full_key, self.gen_key] if self.gen_key else [self.full_key]
         self.raw_generation: bytes | None = None  # the generation key as read, signed
         self.generation: str | None = None
         self.floor = 0  # the journal's newest number for the scope, when read
@@ -67,7 +68,7 @@ class Slot:
 
     def read(self) -> dict[str, Any] | None:
         """The current entry, or None on a miss; raises CacheUnavailable."""
-        keys = [self.full_key, self.gen_key] if self.gen_key else [self.full_key]
+        keys = self.keys
         ahead = readahead.take(keys)
         if ahead is not None:
             raws, start = ahead
@@ -199,7 +200,7 @@ def get_or_compute[T](
         if not _refresh_early(entry):
             HITS.labels(policy.app).inc()
             return Cached(entry["v"], True)
-        lock = fills.try_lock(policy.app, slot.cache, key)
+        lock, _ = fills.try_lock(policy.app, slot.cache, key, slot.keys)
         if lock is None:  # another caller is refreshing it: keep serving this one
             HITS.labels(policy.app).inc()
             return Cached(entry["v"], True)
@@ -207,7 +208,13 @@ def get_or_compute[T](
         MISSES.labels(policy.app).inc()
         return Cached(compute(), False)
     else:
-        lock = fills.try_lock(policy.app, slot.cache, key)
+        lock, now = fills.try_lock(policy.app, slot.cache, key, slot.keys)
+        entry = slot.accept(now) if now is not None else None
+        if entry is not None:  # stored by a peer since our read
+            if lock is not None:
+                fills.unlock(policy.app, lock)
+            HITS.labels(policy.app).inc()
+            return Cached(entry["v"], True)
         if lock is None:
             entry = slot.wait_for_peer()
             if entry is not None:

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import connections, transaction
 from django.test import override_settings
@@ -251,6 +252,39 @@ class StampedeTests(CacheTestCase):
         # One read per request: one miss (the computing one) and 63 hits (served the peer's value).
         self.assertEqual(cache_counts()["admin"]["misses"] - before["admin"]["misses"], 1)
         self.assertEqual(cache_counts()["admin"]["hits"] - before["admin"]["hits"], 63)
+
+    def test_a_burst_on_an_expired_entry_writes_it_exactly_once(self):
+        # Between a caller's miss and its lock, the holder may have stored the entry and unlocked: the
+        # late caller re-reads with its lock and serves the peer's entry instead of storing it again.
+        key, scope = "billing:summary:31", "billing:account:31"
+        get_or_compute("billing.summary", key, lambda: {"v": 0}, scope=scope)
+        self.redis.delete(f"BillingService_{key}")  # expired
+        writes = []
+        monitor_ready = threading.Event()
+        stop = threading.Event()
+
+        def watch():
+            with redis.Redis(port=test_redis().port, socket_timeout=0.2).monitor() as monitor:
+                monitor_ready.set()
+                while not stop.is_set():
+                    try:
+                        command = monitor.next_command()["command"]
+                    except redis.TimeoutError:  # idle
+                        command = ""
+                    if command.startswith(f"SET BillingService_{key} "):
+                        writes.append(command)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        monitor_ready.wait(5)
+        for burst in range(3):
+            compute = Counter({"v": burst}, sleep=0.05)
+            run_threads(lambda compute=compute: get_or_compute("billing.summary", key, compute, scope=scope), 32)
+            self.redis.delete(f"BillingService_{key}")
+        time.sleep(0.3)
+        stop.set()
+        watcher.join()
+        self.assertEqual(len(writes), 3, writes)
 
     @override_settings(CACHE_FILL_WAIT=0.3)
     def test_a_dead_lock_holder_delays_but_never_blocks(self):
