@@ -1,4 +1,7 @@
-"""The cache switched off: ``get_or_compute`` computes every time and talks to no Redis."""
+"""The cache switched off: ``get_or_compute`` computes every time and nothing reads Redis ahead.
+
+Installed before any app module imports either name (bench/wsgi.py), so every importer binds these.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,19 @@ from typing import Any
 
 def install() -> None:
     import techbirdsfly.cache
-    from techbirdsfly.cache import reads
+    from techbirdsfly.cache import readahead, reads
     from techbirdsfly.cache.calls import kind_of
 
     def get_or_compute(kind: str, key: str, compute: Callable[[], Any], **_: Any) -> reads.Cached[Any]:
         kind_of(kind)  # the same validation as the real one
         return reads.Cached(compute(), False)
 
+    def read_ahead(*_: Any, **__: Any) -> None:
+        # The authentication reads the token's record and the view's entries in one MGET before
+        # validating (issue 15); with the cache off that read would be wasted.
+        return None
+
     reads.get_or_compute = get_or_compute
     techbirdsfly.cache.get_or_compute = get_or_compute
+    readahead.read_ahead = read_ahead
+    techbirdsfly.cache.read_ahead = read_ahead

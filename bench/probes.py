@@ -83,3 +83,52 @@ def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, in
     ignore = {"info"}  # our own INFO calls
     delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     return {name: n for name, n in sorted(delta.items()) if n and name not in ignore}
+
+
+_WRITES = {b"set", b"setex", b"psetex", b"setnx", b"getset"}
+
+
+@contextlib.contextmanager
+def count_writes(port: int, key: str) -> Iterator[list[int]]:
+    """Count the commands that store ``key`` (SET and its kin, from clients or scripts), by MONITOR.
+
+    A raw socket reads the monitor stream into memory while the block runs; the lines are parsed
+    once it ends, so the count is filled in on exit.
+    """
+    import socket
+    import time
+
+    counter = [0]
+    stop = threading.Event()
+    buffer = bytearray()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"MONITOR\r\n")
+    sock.settimeout(0.05)
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
+            buffer.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        time.sleep(0.05)  # MONITOR is on before the block's first command
+        yield counter
+        time.sleep(0.1)  # the last commands' lines are in
+    finally:
+        stop.set()
+        reader.join()
+        sock.close()
+    quoted = b'"' + key.encode() + b'"'
+    for line in bytes(buffer).split(b"\r\n"):
+        # +1764500000.123456 [0 127.0.0.1:53422] "SET" "<key>" "<value>" "EX" "300"
+        _, _, command = line.partition(b"] ")
+        name, _, rest = command.partition(b" ")
+        if name.strip(b'"').lower() in _WRITES and rest.split(b" ", 1)[0] == quoted:
+            counter[0] += 1

@@ -1,12 +1,17 @@
-"""The app's URLs plus the floor endpoint; served only by the benchmark's servers (bench.settings)."""
+"""The app's URLs plus the floor and the plain django-redis views; served only by the benchmark's servers."""
 
 from django.urls import path
 
 from techbirdsfly.urls import handler400, handler403, handler404, handler500
 from techbirdsfly.urls import urlpatterns as app_urlpatterns
 
-from .views import FloorView
+from .views import FloorView, PlainMeView, PlainSummaryView
 
-urlpatterns = [path("bench/floor", FloorView.as_view(), name="bench-floor"), *app_urlpatterns]
+urlpatterns = [
+    path("bench/floor", FloorView.as_view(), name="bench-floor"),
+    path("bench/plain/me", PlainMeView.as_view(), name="bench-plain-me"),
+    path("bench/plain/billing/summary/<int:account_id>", PlainSummaryView.as_view(), name="bench-plain-summary"),
+    *app_urlpatterns,
+]
 
 __all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
