@@ -2,8 +2,11 @@
 
 It seeds (or reuses) a PostgreSQL database with seed_demo, starts two redis-servers and two gunicorn
 servers of its own on loopback -- one with the cache, one with the cache bypassed -- drives each
-endpoint with wrk, counts SQL queries and Redis round trips per hit, makes a hot key expire under
-64 concurrent clients, compares serializer and client options, and writes the figures.
+endpoint with wrk, counts SQL queries and Redis round trips per hit, measures in this process the
+CPU of a warm hit beside a plain django-redis view that answers the same bytes (bench/hitcpu.py),
+makes a hot key expire under 64 concurrent clients (counting the entry's writes by MONITOR), puts
+0.5 ms between a server and its Redis (faults/proxy.py), compares serializer and client options,
+runs ``python -m bench.journal``, and writes the figures, with bench/LOGINS.md copied in as it is.
 
 ``--smoke`` runs the same steps on tiny data for a second or two each, so CI keeps it working
 (bench/tests/test_bench_smoke.py); its figures mean nothing.
@@ -49,6 +52,10 @@ class Plan:
     codec_seconds: float
     parser_calls: int
     variants: tuple[str, ...]
+    cpu_requests: int  # in-process CPU probe: requests per variant per round
+    cpu_rounds: int
+    network_delay_ms: float  # added to every Redis round trip of the network scenario
+    journal_args: tuple[str, ...]  # for python -m bench.journal
 
     @classmethod
     def full(cls) -> Plan:
@@ -56,7 +63,7 @@ class Plan:
             smoke=False, connections=16, seconds=4, rounds=3, single_seconds=3, single_rounds=2,
             workers=_cpus() * 2 + 1, threads=4, burst=64, bursts=3, stampede_connections=64,
             stampede_seconds=20, option_seconds=3, option_rounds=3, codec_seconds=0.4, parser_calls=3000,
-            variants=tuple(VARIANTS),
+            variants=tuple(VARIANTS), cpu_requests=1000, cpu_rounds=8, network_delay_ms=0.5, journal_args=(),
         )  # fmt: skip
 
     @classmethod
@@ -65,7 +72,8 @@ class Plan:
             smoke=True, connections=4, seconds=1, rounds=1, single_seconds=1, single_rounds=0,
             workers=2, threads=2, burst=64, bursts=1, stampede_connections=16,
             stampede_seconds=3, option_seconds=1, option_rounds=1, codec_seconds=0.01, parser_calls=50,
-            variants=("baseline", "msgpack", "sync"),
+            variants=("baseline", "msgpack", "sync"), cpu_requests=50, cpu_rounds=2, network_delay_ms=0.5,
+            journal_args=("--writes", "100", "--hits", "1000", "--rows", "1000"),
         )  # fmt: skip
 
 
@@ -217,10 +225,11 @@ def measure_endpoints(
     return results
 
 
-def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], redis: Any) -> dict:
+def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], redis: Any, redis_port: int) -> dict:
     from techbirdsfly.cache.calls import cache_for
 
     from . import stampede
+    from .probes import count_writes
 
     dashboard = eps["dashboard"]
     admin = cache_for("admin")
@@ -232,11 +241,12 @@ def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], 
     for endpoint, app, key in ((dashboard, "admin", dashboard_key), (summary, "billing", summary_key)):
         for _ in range(plan.bursts):
             _request(cached, endpoint)  # warm, so the burst starts from a hit that is then deleted
-            burst = stampede.cold_burst(
-                cached, endpoint, app=app, delete=lambda key=key: redis.delete(key), concurrency=plan.burst
-            )
-            out["bursts"].append({"endpoint": endpoint.label, "app": app, **asdict(burst)})
-            log(f"burst {endpoint.name}: {burst.computes} compute(s) for {burst.concurrency} requests")
+            with count_writes(redis_port, key) as writes:
+                burst = stampede.cold_burst(
+                    cached, endpoint, app=app, delete=lambda key=key: redis.delete(key), concurrency=plan.burst
+                )
+            out["bursts"].append({"endpoint": endpoint.label, "app": app, **asdict(burst), "writes": writes[0]})
+            log(f"burst {endpoint.name}: {burst.computes} compute(s), {writes[0]} SET(s) of the entry")
 
     seconds = plan.stampede_seconds
     at = seconds * 0.2
@@ -266,6 +276,100 @@ def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], 
         out["load"][mode] = {"description": description, **asdict(result)}
         log(f"stampede {mode}: {result.extra}")
     return out
+
+
+def round_trip_ms(port: int, *, pings: int) -> float:
+    """p50 of one PING over a raw socket to ``port``: the network's and Redis's share of a round trip."""
+    import socket
+    import statistics
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        samples = []
+        for _ in range(pings):
+            began = time.perf_counter()
+            sock.sendall(b"PING\r\n")
+            if sock.recv(64) != b"+PONG\r\n":
+                raise RuntimeError("unexpected answer to PING")
+            samples.append((time.perf_counter() - began) * 1000)
+    return statistics.median(samples)
+
+
+def measure_network(
+    plan: Plan, base_env: dict[str, str], bypass: BenchServer, eps: dict[str, Endpoint], redis_port: int
+) -> dict:
+    """Redis on another host: the cached server reaches its Redis through a relay that adds a delay.
+
+    faults/proxy.py (a thread per connection, in this process) sleeps ``network_delay_ms`` before
+    relaying each chunk towards Redis, so every round trip pays it once. The uncached figures are the
+    bypassed server's, which sends Redis nothing on these endpoints (see *Servers*).
+    """
+    from faults.proxy import TcpProxy
+
+    from . import cpu
+
+    proxy = TcpProxy(redis_port).start()
+    proxy.delay = plan.network_delay_ms / 1000
+    server = BenchServer(
+        env={**base_env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"},
+        workers=plan.workers,
+        threads=plan.threads,
+        name="network",
+    )
+    out: dict[str, Any] = {"delay_ms": plan.network_delay_ms, "endpoints": {}}
+    try:
+        server.start()
+        pings = 50 if plan.smoke else 2000
+        out["round_trip_ms"] = round_trip_ms(proxy.port, pings=pings)
+        out["loopback_round_trip_ms"] = round_trip_ms(redis_port, pings=pings)
+        log(f"network: PING {out['round_trip_ms']:.3f} ms relayed, {out['loopback_round_trip_ms']:.3f} ms direct")
+        meters = {"app": cpu.children(server.pid)}
+        targets = [eps["me"], eps["summary_largest"]]
+        for ep in targets:
+            check_endpoint(server, bypass, ep)
+            run_wrk(server.url, ep, connections=plan.connections, seconds=1)
+        for ep in targets:
+            runs: dict[str, list[LoadResult]] = {k: [] for k in ("floor", "cached", "bypass")}
+            runs |= {k: [] for k in ("floor_1", "cached_1", "bypass_1")}
+            for _ in range(plan.rounds):
+                kw = {"connections": plan.connections, "seconds": plan.seconds}
+                runs["floor"].append(measured(server, FLOOR, meters=meters, **kw))
+                runs["cached"].append(measured(server, ep, meters=meters, **kw))
+                runs["bypass"].append(run_wrk(bypass.url, ep, **kw))
+            for _ in range(max(plan.single_rounds, 1)):
+                kw = {"connections": 1, "seconds": plan.single_seconds}
+                runs["floor_1"].append(measured(server, FLOOR, meters=meters, **kw))
+                runs["cached_1"].append(measured(server, ep, meters=meters, **kw))
+                runs["bypass_1"].append(run_wrk(bypass.url, ep, **kw))
+            row = {"label": ep.label} | {name: asdict(merge(rounds)) for name, rounds in runs.items()}
+            out["endpoints"][ep.name] = row
+            log(f"network {ep.name}: cached p50 {row['cached_1']['latency_ms']['p50']:.2f} ms (1 client)")
+    finally:
+        server.stop()
+        proxy.stop()
+    return out
+
+
+def run_journal(plan: Plan, database_url: str) -> dict:
+    """``python -m bench.journal`` in a process of its own (its own Redis and database); its printed figures."""
+    import subprocess
+
+    base, name = database_url.rsplit("/", 1)
+    journal_url = f"{base}/{name}_journal" if plan.smoke else f"{base}/tbf_journal_bench"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["BENCH_DATABASE_URL"] = journal_url
+    command = [sys.executable, "-m", "bench.journal", *plan.journal_args]
+    began = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.journal failed ({done.returncode}): {done.stderr[-2000:]}")
+    lines = [line.strip() for line in done.stdout.splitlines() if line.startswith("  ")]
+    return {
+        "command": " ".join(["python", "-m", "bench.journal", *plan.journal_args]),
+        "database": journal_url.rsplit("/", 1)[1],
+        "lines": lines,
+        "seconds": round(time.monotonic() - began, 1),
+    }
 
 
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
@@ -490,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from techbirdsfly.testing import RedisServer
 
-    from . import data, report
+    from . import data, hitcpu, report
 
     stack = contextlib.ExitStack()
     try:
@@ -538,15 +642,23 @@ def main(argv: list[str] | None = None) -> int:
             results["fixtures"].pop("staff_token"),
         )
         results.update(measure_endpoints(plan, cached, bypass, eps, redis, args.database_url.rsplit("/", 1)[1]))
-        results["bypass_redis_commands"] = command_delta(bypass_before, command_counts(bypass_client))
+        log("CPU per hit in this process: the layer and plain django-redis")
+        refresh_cache()
+        results["hit_cpu"] = hitcpu.run(fx, requests=plan.cpu_requests, rounds=plan.cpu_rounds)
+        log(f"CPU per hit: {hitcpu.summary(results['hit_cpu'])}")
         log("stampede")
-        results["stampede"] = measure_stampede(plan, cached, by_name, redis)
+        results["stampede"] = measure_stampede(plan, cached, by_name, redis, redis_port)
         log("serializers and parsers")
         results["codecs"] = measure_codecs(plan, cached, by_name, fx)
         cached.stop()
+        log(f"Redis across a network (+{plan.network_delay_ms} ms a round trip)")
+        results["network"] = measure_network(plan, base_env, bypass, by_name, redis_port)
+        results["bypass_redis_commands"] = command_delta(bypass_before, command_counts(bypass_client))
         bypass.stop()
         log("server variants")
         results["variants"] = measure_variants(plan, base_env, by_name)
+        log("invalidation journal (python -m bench.journal)")
+        results["journal"] = run_journal(plan, args.database_url)
         results["servers"] = {"main": cached.describe(), "connections": plan.connections}
         results["machine"] = machine(args.database_url, redis)
         results["machine"]["commit"] = commit
@@ -560,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
 
             connections.close_all()
             drop_database(args.database_url)
+            if plan.smoke:
+                drop_database(args.database_url + "_journal")
 
     text = report.render(results)
     if output:
