@@ -323,7 +323,8 @@ def measure_network(
         out["round_trip_ms"] = round_trip_ms(proxy.port, pings=pings)
         out["loopback_round_trip_ms"] = round_trip_ms(redis_port, pings=pings)
         log(f"network: PING {out['round_trip_ms']:.3f} ms relayed, {out['loopback_round_trip_ms']:.3f} ms direct")
-        meters = {"app": cpu.children(server.pid)}
+        # The relay's threads run in this process, which does nothing else meanwhile: its CPU is theirs.
+        meters = {"app": cpu.children(server.pid), "relay": lambda: {0: sum(os.times()[:2])}}
         targets = [eps["me"], eps["summary_largest"]]
         for ep in targets:
             check_endpoint(server, bypass, ep)
