@@ -3,7 +3,10 @@
 Socket timeouts bound one call and the breaker skips Redis after a failure (breaker.py), but a Redis
 that is slow without failing was waited on call after call: a miss makes several, and each answered
 just under the timeout took a request past a second (faults/tests/test_slow_redis.py). Within an HTTP
-request Redis gets CACHE_REQUEST_BUDGET seconds in all; then the request goes on without it.
+request Redis gets CACHE_REQUEST_BUDGET seconds in all; then the request goes on without it. The
+budget counts the time Redis took to answer (until its answer arrived, by the kernel's clock: see
+connection.Meter), not the time the thread then waited for a CPU: on a loaded machine that wait made
+requests skip a Redis that had answered at once. What is left of the budget is each read's timeout.
 Invalidations are exempt (``force``): they are tried once whatever the budget, since skipping one
 could let another process serve a revoked entry from a Redis that is slow but answering.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +26,10 @@ from django.core.cache import caches
 from django.core.signals import request_finished, request_started
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .breaker import CircuitBreaker
+from .connection import Meter, metering
 from .policy import APPS, KINDS, Kind
 from .serializers import CorruptValue, ValueTooLarge
 from .stats import ERRORS
@@ -99,17 +105,28 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     if not force and not breaker.allow():
         ERRORS.labels(app).inc()
         raise CacheUnavailable("circuit open")
-    if not force and _budget_spent():
+    left = None if force else _budget_left()
+    if left is not None and left <= 0:
         ERRORS.labels(app).inc()
         raise CacheUnavailable("this request has spent its time on Redis")
-    began = time.monotonic()
+    # What is left of the budget caps each read of this call (connection.Meter), so a slow Redis
+    # cannot hold the request a socket timeout past its budget.
+    meter = Meter(left)
+    outer = getattr(metering, "meter", None)
+    metering.meter = meter
     try:
-        return _attempt(app, breaker, fn, *args, **kwargs)
+        result = _attempt(app, breaker, meter, fn, *args, **kwargs)
+    except BaseException:
+        # A call that failed (a timeout, a refused connection) was waiting on Redis all along.
+        _charge(time.monotonic() - meter.began)
+        raise
     finally:
-        _charge(time.monotonic() - began)
+        metering.meter = outer
+    _charge(meter.waited())
+    return result
 
 
-def _attempt[T](app: str, breaker: CircuitBreaker, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         result = fn(*args, **kwargs)
     except (ValueTooLarge, CorruptValue):
@@ -127,10 +144,19 @@ def _attempt[T](app: str, breaker: CircuitBreaker, fn: Callable[..., T], *args: 
         raise CacheUnavailable(str(exc)) from exc
     except _UNAVAILABLE as exc:
         ERRORS.labels(app).inc()
+        if meter.capped and _timed_out(exc):
+            # This request's budget ran out while Redis was answering: it goes on without Redis, but
+            # nothing says Redis is down for the other requests, so the breaker stays as it is.
+            _charge(math.inf)
+            raise CacheUnavailable("this request's time on Redis ran out") from exc
         breaker.failure(exc)
         raise CacheUnavailable(str(exc)) from exc
     breaker.success()
     return result
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, RedisTimeoutError) or isinstance(exc.__cause__, RedisTimeoutError)
 
 
 def refused_write(exc: CacheUnavailable) -> bool:
@@ -155,11 +181,12 @@ request_started.connect(_start_budget, dispatch_uid="techbirdsfly.cache.calls.st
 request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.calls.end_budget")
 
 
-def _budget_spent() -> bool:
+def _budget_left() -> float | None:
+    """Seconds of Redis time this request has left; None outside a request or for unbudgeted calls."""
     if getattr(_request, "unbudgeted", False):
-        return False
+        return None
     spent = getattr(_request, "spent", None)
-    return spent is not None and spent >= settings.CACHE_REQUEST_BUDGET
+    return None if spent is None else settings.CACHE_REQUEST_BUDGET - spent
 
 
 @contextlib.contextmanager

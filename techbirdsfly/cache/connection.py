@@ -12,15 +12,20 @@
 
 from __future__ import annotations
 
+import math
+import socket
+import struct
 import threading
+import time
 from typing import Any
 
 from django_redis.pool import ConnectionFactory as _ConnectionFactory
 from django_redis.pool import SentinelConnectionFactory as _SentinelConnectionFactory
 from redis.backoff import NoBackoff
-from redis.connection import Connection
+from redis.connection import Connection, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError, ResponseError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 from redis.sentinel import SentinelManagedConnection
 
@@ -50,11 +55,13 @@ class ConnectEpoch:
 
 def server_identity(connection: Any) -> bytes | None:
     """``run_id/master_replid`` of the server at the other end; None when it will not say."""
+    connection.send_command("INFO", "server", "replication")
     try:
-        connection.send_command("INFO", "server", "replication")
         info = connection.read_response()
-    except RedisError:
-        return None
+    except ResponseError:
+        return None  # refused (an ACL without INFO): counted as a server not seen
+    # Timeouts and lost connections propagate: the connect fails, as it would on any handshake
+    # command. Swallowed, they left a closed connection that each command reconnected, again and again.
     fields = dict(
         line.split(b":", 1) for line in (info if isinstance(info, bytes) else b"").splitlines() if b":" in line
     )
@@ -65,6 +72,90 @@ def server_identity(connection: Any) -> bytes | None:
 def _on_connect(connection: Any) -> None:
     connection.on_connect_check_health(check_health=True)
     ConnectEpoch.seen(server_identity(connection))
+
+
+# --- waiting on Redis, not on a CPU ------------------------------------------------------------
+# The request's Redis budget (calls.py) must count the time Redis took to answer, not the time this
+# thread waited for a CPU or the GIL before it sent a command or after the answer came: on a loaded
+# machine those waits made requests skip a Redis that had answered in a millisecond. The kernel
+# knows when the last bytes went out and when the last bytes came in (TCP_INFO's tcpi_last_data_sent
+# and tcpi_last_data_recv, in milliseconds before now), so each read records that round trip's wait.
+# A read also takes what is left of the request's budget as its timeout (``Meter.cap``).
+
+
+class Meter:
+    """One cache-layer call: its Redis round trips' waits, and the timeout cap of its reads."""
+
+    __slots__ = ("began", "cap", "capped", "measured", "total", "trips")
+
+    def __init__(self, cap: float | None) -> None:
+        self.began = time.monotonic()
+        self.cap = cap
+        self.capped = False
+        self.measured = True  # False once a read could not be timed by the kernel
+        self.total = 0.0
+        self.trips: dict[int, tuple[int, float]] = {}  # connection -> (sent at, ms; wait, s)
+
+    def record(self, connection: int, sent_at: int, wait: float) -> None:
+        # The replies of one pipeline are read one by one; they are one round trip (one send).
+        previous = self.trips.get(connection)
+        if previous is not None and abs(previous[0] - sent_at) <= 1:
+            if wait > previous[1]:
+                self.total += wait - previous[1]
+                self.trips[connection] = (previous[0], wait)
+            return
+        self.total += wait
+        self.trips[connection] = (sent_at, wait)
+
+    def waited(self) -> float:
+        """Seconds spent waiting on Redis (the call's wall time where the kernel could not say)."""
+        return self.total if self.measured else time.monotonic() - self.began
+
+
+metering = threading.local()
+_TCP_INFO_TIMES = struct.Struct("III")  # tcpi_last_data_sent, _last_ack_sent, _last_data_recv: offset 44
+
+
+def _round_trip(connection: Any, meter: Meter) -> None:
+    sock = connection._sock
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 56)
+        sent_ago, _, received_ago = _TCP_INFO_TIMES.unpack_from(info, 44)
+    except (OSError, AttributeError, struct.error):
+        meter.measured = False  # a Unix socket, or another platform
+        return
+    now = int(time.monotonic() * 1000)
+    meter.record(id(connection), now - sent_ago, max(0, sent_ago - received_ago) / 1000)
+
+
+def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
+    meter: Meter | None = getattr(metering, "meter", None)
+    if meter is None:
+        return read(connection, *args, **kwargs)
+    if meter.cap is not None and "timeout" not in kwargs:
+        # What is left once this call's earlier round trips (a new connection's handshake) are paid.
+        left = meter.cap - meter.waited()
+        if left < (connection.socket_timeout or math.inf):
+            kwargs["timeout"] = max(left, 0.001)
+            meter.capped = True
+    response = read(connection, *args, **kwargs)
+    if connection._sock is not None:
+        _round_trip(connection, meter)
+    return response
+
+
+class MeteredConnection(Connection):
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return metered_read(self, Connection.read_response, *args, **kwargs)
+
+
+class MeteredSSLConnection(SSLConnection):
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        return metered_read(self, SSLConnection.read_response, *args, **kwargs)
+
+
+# By URL scheme: the class redis-py would pick, metered. (unix:// sockets keep theirs: no TCP_INFO.)
+_METERED = {"redis": MeteredConnection, "rediss": MeteredSSLConnection}
 
 
 def _pool_key(params: dict[str, Any], pool_kwargs: dict[str, Any]) -> str:
@@ -82,8 +173,21 @@ class _PoolOptionsMixin:
         self.pool_cls_kwargs = {
             "retry": Retry(NoBackoff(), 0),
             "redis_connect_func": _on_connect,
+            # A new connection's handshake was five round trips before its first command (HELLO 3,
+            # CLIENT MAINT_NOTIFICATIONS, two CLIENT SETINFO, our INFO): over a slow network (80 ms a
+            # command) a reconnect alone cost 0.4 s. RESP2 and no client metadata leave one, the INFO.
+            "protocol": 2,
+            "lib_name": None,
+            "lib_version": None,
+            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
             **self.pool_cls_kwargs,
         }
+
+    def get_connection_pool(self, params: dict[str, Any]) -> Any:
+        metered = _METERED.get(str(params.get("url", "")).partition("://")[0])
+        if metered is not None and "connection_class" not in self.pool_cls_kwargs:
+            params = {**params, "connection_class": metered}
+        return super().get_connection_pool(params)  # type: ignore[misc]
 
     def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
         key = _pool_key(params, self.pool_cls_kwargs)
@@ -115,7 +219,7 @@ class DemotionAwareConnection(SentinelManagedConnection):
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return Connection.read_response(self, *args, **kwargs)
+            return metered_read(self, Connection.read_response, *args, **kwargs)
         except ReadOnlyError:
             if not self.connection_pool.is_master:
                 raise

@@ -47,8 +47,8 @@ WINDOW = max(kind.ttl for kind in KINDS.values()) + 60
 GAP_WAIT = 60.0
 # How often the follower deletes rows older than WINDOW (and forgets them).
 PRUNE_EVERY = 60.0
-# Ids skipped by more than this many are not watched for (far more than transactions in flight).
-MAX_GAPS = 10_000
+# Only ids this close below the largest seen are watched for (far more than writes in flight at once).
+MAX_GAPS = 1_000
 
 
 class _Index:
@@ -146,12 +146,16 @@ def catch_up(*, after_connects: int | None = None) -> bool:
 
 def _track_gaps(rows: list[tuple[int, str, str]], now: float) -> None:
     index = _index
-    if not index.loaded:
-        # The first load reads by time, not id: whatever commits later with a smaller id than the
-        # largest seen is a gap like any other, so start the watch from here.
-        index.max_id = rows[-1][0] if rows else 0
-        return
     seen = {row[0] for row in rows}
+    if not index.loaded:
+        # The first load reads by time: an id below the largest it saw that it did not see belongs to
+        # a transaction still open (or rolled back), a gap like any other.
+        if rows:
+            index.max_id = rows[-1][0]
+            for missing in range(max(1, index.max_id - MAX_GAPS), index.max_id):
+                if missing not in seen:
+                    index.gaps[missing] = now
+        return
     for row_id in seen:
         index.gaps.pop(row_id, None)
     top = max(seen, default=index.max_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -12,6 +13,8 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.test import override_settings
 
+from auth_app.models import User
+from auth_app.services import token_pair_issue
 from techbirdsfly.cache import (
     APPS,
     KINDS,
@@ -450,3 +453,39 @@ class JournalTests(CacheTestCase):
             list(CacheJournal.objects.filter(pk__in=[old.pk, new.pk]).values_list("pk", flat=True)), [new.pk]
         )
         self.assertGreater(journal.WINDOW, max(kind.ttl for kind in KINDS.values()))
+
+
+class RequestBudgetTests(CacheTestCase):
+    """The request's Redis budget counts time Redis takes to answer, not time spent waiting for a CPU."""
+
+    @override_settings(CACHE_REQUEST_BUDGET=0.05)
+    def test_waiting_for_the_gil_does_not_spend_the_budget(self):
+        user = User.objects.create_user("budget@example.com", None, name="Budget")
+        self.api.bearer(token_pair_issue(user=user).access_token)
+        path = f"/api/users/{user.pk}/preferences"
+        stop = threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                sum(range(1000))
+
+        # Busy threads that hold the GIL for 20 ms at a time: every Redis answer then waits for it,
+        # so each call's wall time is far above what Redis took.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.02)
+        spinners = [threading.Thread(target=spin) for _ in range(2)]
+        for spinner in spinners:
+            spinner.start()
+        try:
+            before = cache_counts()
+            cold = self.api.get(path)  # a miss: token and data computed, locked, stored, unlocked
+            warm = self.api.get(path)
+        finally:
+            stop.set()
+            for spinner in spinners:
+                spinner.join()
+            sys.setswitchinterval(interval)
+        self.assertEqual((cold.status_code, cold.json()["fromCache"]), (200, False))
+        self.assertIs(warm.json()["fromCache"], True)
+        self.assertEqual(cache_counts()["user"]["errors"], before["user"]["errors"])
+        self.assertEqual(cache_counts()["auth"]["errors"], before["auth"]["errors"])
