@@ -83,22 +83,23 @@ def try_lock(app: str, cache: Any, key: str, read: list[str]) -> tuple[Any | Non
     the lock may have stored the entry and released the lock; taking the lock then, the late caller
     computed and stored it again.
     """
-    # Not thread-local: the renewing thread extends it with the holder's token.
-    lock = cache.lock(f"{key}:lock", timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
     token = uuid.uuid1().hex.encode()
-    client = lock.redis
 
-    def acquire_and_read() -> tuple[bool, list[bytes | None] | None]:
+    def acquire_and_read() -> tuple[Any, bool, list[bytes | None] | None]:
+        # Inside the call: getting the client connects on Redis Cluster, and may fail.
+        # Not thread-local: the renewing thread extends it with the holder's token.
+        lock = cache.lock(f"{key}:lock", timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
+        client, ttl_ms = lock.redis, int(FILL_LOCK_TTL * 1000)
         if cluster.is_cluster(client):  # the lock and the entry may be on different shards
-            return bool(client.set(lock.name, token, nx=True, px=int(FILL_LOCK_TTL * 1000))), None
+            return lock, bool(client.set(lock.name, token, nx=True, px=ttl_ms)), None
         pipe = client.pipeline(transaction=False)
-        pipe.set(lock.name, token, nx=True, px=int(FILL_LOCK_TTL * 1000))
+        pipe.set(lock.name, token, nx=True, px=ttl_ms)
         pipe.mget(read)
         acquired, values = pipe.execute()
-        return bool(acquired), values
+        return lock, bool(acquired), values
 
     try:
-        acquired, values = call(app, acquire_and_read)
+        lock, acquired, values = call(app, acquire_and_read)
     except CacheUnavailable:
         return NO_LOCK, None
     if not acquired:

@@ -84,9 +84,8 @@ def claim(app: str, gen_key: str, read: bytes | None, number: int) -> str | None
     cache = cache_for(app)
     generation = new_generation(number)
     signed = cache.client._serializer.dumps(generation)
-    client = client_for(app)
     try:
-        done = call(app, client.eval, _CLAIM, 1, gen_key, read or b"", signed, GENERATION_TTL)
+        done = call(app, lambda: client_for(app).eval(_CLAIM, 1, gen_key, read or b"", signed, GENERATION_TTL))
     except CacheUnavailable:
         return None
     return generation if done else None
@@ -153,10 +152,10 @@ def bump(app: str, numbered: Iterable[tuple[str, int]]) -> None:
     """
     cache = cache_for(app)
     dumps = cache.client._serializer.dumps
-    client = client_for(app)
 
     def run() -> None:
-        pipe = client.pipeline(transaction=False)
+        # The client inside the call: on Redis Cluster, getting it connects, and may fail.
+        pipe = client_for(app).pipeline(transaction=False)
         for scope, number in numbered:
             key = cache.make_key(generation_key(scope))
             pipe.eval(_BUMP, 1, key, dumps(new_generation(number)), number, GENERATION_TTL)

@@ -35,8 +35,7 @@ def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) 
 
 def iter_keys(app: str, match: str = "*", batch: int = 1000) -> Iterator[bytes]:
     # On Redis Cluster, scan_iter walks every primary.
-    client = client_for(app)
-    yield from call(app, lambda: list(client.scan_iter(match=app_pattern(app, match), count=batch)))
+    yield from call(app, lambda: list(client_for(app).scan_iter(match=app_pattern(app, match), count=batch)))
 
 
 def count_keys(app: str) -> int:

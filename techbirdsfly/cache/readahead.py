@@ -103,23 +103,25 @@ def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> N
             templated += keys
         else:
             fixed += keys
-    client = cache_for(app).client.get_client(write=False)
     start = ConnectEpoch.connects
     try:
-        if templated and user_from and not cluster.is_cluster(client):
-            values, user_keys, user_values = call(app, client.eval, _SCRIPT, len(fixed), *fixed, 1, *templated)
-            answers = dict(zip(fixed, values, strict=True))
-            answers.update(zip((k.decode() for k in user_keys), user_values, strict=True))
-        else:
-            answers = dict(zip(fixed, call(app, _mget, client, fixed), strict=True))
+        answers = call(app, _read, cache_for(app), fixed, templated if user_from else [])
     except CacheUnavailable:
         return
     _request.answers = answers
     _request.start = start
 
 
-def _mget(client: Any, keys: list[str]) -> list[bytes | None]:
-    return client.mget_nonatomic(keys) if cluster.is_cluster(client) else client.mget(keys)
+def _read(cache: Any, fixed: list[str], templated: list[str]) -> dict[str, bytes | None]:
+    client = cache.client.get_client(write=False)  # inside the call: on a cluster it connects
+    if cluster.is_cluster(client):
+        return dict(zip(fixed, client.mget_nonatomic(fixed), strict=True))
+    if not templated:
+        return dict(zip(fixed, client.mget(fixed), strict=True))
+    values, user_keys, user_values = client.eval(_SCRIPT, len(fixed), *fixed, 1, *templated)
+    answers = dict(zip(fixed, values, strict=True))
+    answers.update(zip((key.decode() for key in user_keys), user_values, strict=True))
+    return answers
 
 
 def take(keys: Iterable[str]) -> tuple[list[bytes | None], int] | None:

@@ -74,12 +74,16 @@ class Slot:
             raws, start = ahead
         else:
             start = ConnectEpoch.connects
-            raws = call(self.app, mget, self.cache.client.get_client(write=False), keys)
+            raws = call(self.app, self._mget, keys)
         self.distrusted = not journal.trusted(start)
         if self.distrusted:
             self.generation = None
             return None
         return self.accept(raws)
+
+    def _mget(self, keys: list[str]) -> list[bytes | None]:
+        # The client inside the call: on Redis Cluster, getting it connects, and may fail.
+        return mget(self.cache.client.get_client(write=False), keys)
 
     def accept(self, raws: list[bytes | None]) -> dict[str, Any] | None:
         """Check what Redis answered for [entry, generation]: the entry if it may be served."""
@@ -160,8 +164,7 @@ class Slot:
         entry = {"k": self.full_key, "v": result, "g": generation, "x": time.time() + timeout, "d": round(delta, 6)}
         try:
             payload = self.cache.client._serializer.dumps(entry)
-            client = self.cache.client.get_client(write=True)
-            call(self.app, client.set, self.full_key, payload, ex=timeout)
+            call(self.app, lambda: self.cache.client.get_client(write=True).set(self.full_key, payload, ex=timeout))
         except ValueTooLarge as exc:
             logger.warning("not caching %s (%s.%s): %s", self.key, self.app, self.policy.name, exc)
         except CacheUnavailable:
