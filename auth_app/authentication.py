@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from django.db.models.base import ModelState
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -43,17 +46,33 @@ def bearer_token(request: Request) -> str | None:
         raise AuthenticationFailed("Invalid token.") from None
 
 
+@functools.cache
+def _blank_user() -> dict[str, Any]:
+    """Every field of a new User at its default: what ``Model.__init__`` would set, computed once."""
+    fields = dict(User().__dict__)
+    del fields["_state"]
+    return fields
+
+
 def user_from_record(record: TokenRecord) -> User:
-    """A User built from the cached record, without a query. Load it from the database to change it."""
-    user = User(
+    """A User built from the cached record, without a query. Load it from the database to change it.
+
+    Built without ``Model.__init__``, which cost about 30 µs of a 600 µs hit (issue 15): every field
+    still has a value, so none is fetched lazily.
+    """
+    user = User.__new__(User)
+    user.__dict__.update(
+        _blank_user(),
         id=record["userId"],
         email=record["email"],
         name=record["name"],
         is_staff=record["isStaff"],
         is_active=True,
     )
-    user._state.adding = False
-    user._state.db = "default"
+    state = ModelState()
+    state.adding = False
+    state.db = "default"
+    user._state = state
     return user
 
 

@@ -23,16 +23,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.signals import request_finished, request_started
+from django.core.signals import request_finished, request_started, setting_changed
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import stats
 from .breaker import CircuitBreaker
 from .connection import Meter, metering
 from .policy import APPS, KINDS, Kind
 from .serializers import CorruptValue, ValueTooLarge
-from .stats import ERRORS
 
 logger = logging.getLogger("techbirdsfly.cache")
 
@@ -50,10 +50,35 @@ def kind_of(kind: str) -> Kind:
         raise ValueError(f"unknown cache kind {kind!r}; add it to techbirdsfly.cache.policy.KINDS") from None
 
 
+_local = threading.local()
+
+
 def cache_for(app: str) -> Any:
-    if app not in APPS:
-        raise ValueError(f"unknown cache app {app!r}")
-    return caches[app]
+    """``caches[app]``, remembered per thread: Django's handler looks it up through asgiref's Local,
+    several microseconds a time, and a hit asks for it about five times."""
+    mine = getattr(_local, "caches", None)
+    if mine is None or mine[0] is not _caches_epoch:
+        mine = _local.caches = (_caches_epoch, {})
+    cache = mine[1].get(app)
+    if cache is None:
+        if app not in APPS:
+            raise ValueError(f"unknown cache app {app!r}")
+        cache = mine[1][app] = caches[app]
+    return cache
+
+
+_caches_epoch = object()
+
+
+def _caches_changed(*, setting: str, **kwargs: Any) -> None:
+    # override_settings(CACHES=...) in tests: Django drops its cache objects, so do we.
+    global _caches_epoch
+    if setting == "CACHES":
+        _caches_epoch = object()
+        _breakers_by_app.clear()
+
+
+setting_changed.connect(_caches_changed, dispatch_uid="techbirdsfly.cache.calls.caches_changed")
 
 
 def client_for(app: str, *, write: bool = True) -> Any:
@@ -67,9 +92,18 @@ _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
 
 
+_breakers_by_app: dict[str, CircuitBreaker] = {}
+
+
 def breaker_for(app: str) -> CircuitBreaker:
     """One breaker per Redis location, shared by the aliases that use it."""
-    location = str(settings.CACHES[app]["LOCATION"])
+    breaker = _breakers_by_app.get(app)
+    if breaker is None:
+        breaker = _breakers_by_app[app] = _breaker_at(str(settings.CACHES[app]["LOCATION"]))
+    return breaker
+
+
+def _breaker_at(location: str) -> CircuitBreaker:
     breaker = _breakers.get(location)
     if breaker is None:
         with _breakers_lock:
@@ -103,15 +137,15 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     """
     breaker = breaker_for(app)
     if not force and not breaker.allow():
-        ERRORS.labels(app).inc()
+        stats.error(app).inc()
         raise CacheUnavailable("circuit open")
     left = None if force else _budget_left()
     if left is not None and left <= 0:
-        ERRORS.labels(app).inc()
+        stats.error(app).inc()
         raise CacheUnavailable("this request has spent its time on Redis")
     # What is left of the budget caps each read of this call (connection.Meter), so a slow Redis
     # cannot hold the request a socket timeout past its budget.
-    meter = Meter(left)
+    meter = Meter(left, charged=getattr(_request, "spent", None) is not None)
     outer = getattr(metering, "meter", None)
     metering.meter = meter
     try:
@@ -133,7 +167,7 @@ def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..
         breaker.success()
         raise
     except ResponseError as exc:
-        ERRORS.labels(app).inc()
+        stats.error(app).inc()
         if isinstance(exc, ReadOnlyError):
             # Talking to a demoted master (django-redis #616): back off and reconnect later.
             breaker.failure(exc)
@@ -143,7 +177,7 @@ def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..
             logger.warning("Redis refused an operation for %s: %s", app, exc)
         raise CacheUnavailable(str(exc)) from exc
     except _UNAVAILABLE as exc:
-        ERRORS.labels(app).inc()
+        stats.error(app).inc()
         if meter.capped and _timed_out(exc):
             # This request's budget ran out while Redis was answering: it goes on without Redis, but
             # nothing says Redis is down for the other requests, so the breaker stays as it is.

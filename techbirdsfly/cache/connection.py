@@ -86,11 +86,12 @@ def _on_connect(connection: Any) -> None:
 class Meter:
     """One cache-layer call: its Redis round trips' waits, and the timeout cap of its reads."""
 
-    __slots__ = ("began", "cap", "capped", "measured", "total", "trips")
+    __slots__ = ("began", "cap", "capped", "charged", "measured", "total", "trips")
 
-    def __init__(self, cap: float | None) -> None:
+    def __init__(self, cap: float | None, *, charged: bool) -> None:
         self.began = time.monotonic()
         self.cap = cap
+        self.charged = charged  # inside a request: what it waits is charged to the request's budget
         self.capped = False
         self.measured = True  # False once a read could not be timed by the kernel
         self.total = 0.0
@@ -139,7 +140,7 @@ def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
             kwargs["timeout"] = max(left, 0.001)
             meter.capped = True
     response = read(connection, *args, **kwargs)
-    if connection._sock is not None:
+    if meter.charged and connection._sock is not None:
         _round_trip(connection, meter)
     return response
 

@@ -23,13 +23,12 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import cluster, fills, journal, readahead
+from . import cluster, fills, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
 from .generations import WRITING, claim, generation_key, number_of
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
-from .stats import COMPUTES, HITS, MISSES
 
 logger = logging.getLogger("techbirdsfly.cache")
 
@@ -149,7 +148,7 @@ class Slot:
             return compute()
         began = time.monotonic()
         result = compute()
-        COMPUTES.labels(self.app).inc()
+        stats.compute(self.app).inc()
         delta = time.monotonic() - began
         timeout = self.policy.ttl if ttl_of is None else min(ttl_of(result), self.policy.ttl)
         if timeout <= 0:
@@ -201,14 +200,14 @@ def get_or_compute[T](
 
     if entry is not None:
         if not _refresh_early(entry):
-            HITS.labels(policy.app).inc()
+            stats.hit(policy.app).inc()
             return Cached(entry["v"], True)
         lock, _ = fills.try_lock(policy.app, slot.cache, key, slot.keys)
         if lock is None:  # another caller is refreshing it: keep serving this one
-            HITS.labels(policy.app).inc()
+            stats.hit(policy.app).inc()
             return Cached(entry["v"], True)
     elif slot.being_written or slot.distrusted:
-        MISSES.labels(policy.app).inc()
+        stats.miss(policy.app).inc()
         return Cached(compute(), False)
     else:
         lock, now = fills.try_lock(policy.app, slot.cache, key, slot.keys)
@@ -216,14 +215,14 @@ def get_or_compute[T](
         if entry is not None:  # stored by a peer since our read
             if lock is not None:
                 fills.unlock(policy.app, lock)
-            HITS.labels(policy.app).inc()
+            stats.hit(policy.app).inc()
             return Cached(entry["v"], True)
         if lock is None:
             entry = slot.wait_for_peer()
             if entry is not None:
-                HITS.labels(policy.app).inc()  # served from Redis, filled by the peer
+                stats.hit(policy.app).inc()  # served from Redis, filled by the peer
                 return Cached(entry["v"], True)
-        MISSES.labels(policy.app).inc()
+        stats.miss(policy.app).inc()
     try:
         return Cached(slot.compute_and_store(compute, ttl_of), False)
     finally:

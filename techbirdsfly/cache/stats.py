@@ -19,6 +19,23 @@ MISSES = Counter("techbirdsfly_cache_misses", "Cache reads that went to the data
 COMPUTES = Counter("techbirdsfly_cache_computes", "Values computed from the database to fill the cache", ["app"])
 ERRORS = Counter("techbirdsfly_cache_errors", "Cache operations that failed or were skipped (Redis down)", ["app"])
 
+
+class _ByApp:
+    """A counter's child per app, looked up once: ``labels()`` costs a lock and a dict per call."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[str, object] = {}
+
+    def __call__(self, app: str):
+        child = self._children.get(app)
+        if child is None:
+            child = self._children[app] = self._counter.labels(app)
+        return child
+
+
+hit, miss, compute, error = _ByApp(HITS), _ByApp(MISSES), _ByApp(COMPUTES), _ByApp(ERRORS)
+
 _SAMPLES = {
     "techbirdsfly_cache_hits_total": "hits",
     "techbirdsfly_cache_misses_total": "misses",
