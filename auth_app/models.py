@@ -151,6 +151,14 @@ class AuthToken(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    class Revoked(models.TextChoices):
+        LOGOUT = "logout", "logged out"
+        PASSWORD = "password", "the password was changed"
+        REUSE = "reuse", "a spent refresh token of this login was presented again"
+
+    # Why: a refresh with a revoked token says what happened (issue 16).
+    revoked_reason = models.CharField(max_length=8, choices=Revoked.choices, blank=True, default="")
+
     class Meta:
         indexes = [models.Index(fields=["user", "kind", "expires_at"], name="token_user_live_idx")]
 

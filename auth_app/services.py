@@ -129,21 +129,22 @@ def password_change(*, user_id: int, current_password: str, new_password: str, a
 # --- refresh, logout, revocation -------------------------------------------------------------
 
 
-def _revoke(tokens) -> None:
+def _revoke(tokens, reason: str) -> None:
     """Revoke the given AuthToken queryset and make their cached records stale."""
     now = timezone.now()
     access = list(tokens.filter(kind=AuthToken.Kind.ACCESS).values_list("token_hash", flat=True))
-    tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
+    tokens.filter(revoked_at__isnull=True).update(revoked_at=now, revoked_reason=reason)
     cache.invalidate_tokens(access)
 
 
 def token_family_revoke(*, family: uuid.UUID) -> None:
-    _revoke(AuthToken.objects.filter(family=family))
+    _revoke(AuthToken.objects.filter(family=family), AuthToken.Revoked.REUSE)
 
 
 def user_tokens_revoke(*, user_id: int) -> None:
     """Revoke every live token of the user, all login families: what a password change does (User.save)."""
-    _revoke(AuthToken.objects.filter(user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()))
+    live = AuthToken.objects.filter(user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now())
+    _revoke(live, AuthToken.Revoked.PASSWORD)
 
 
 def token_refresh(*, refresh_token: str) -> TokenPair:
@@ -163,7 +164,8 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
         if token.used_at:
             refused = "Refresh token already used; this login has been revoked."
         elif token.revoked_at:
-            refused = "This refresh token was revoked (logged out, password changed or login revoked); log in again."
+            why = AuthToken.Revoked(token.revoked_reason).label if token.revoked_reason else "revoked"
+            refused = f"This refresh token no longer works: {why}. Log in again."
         if refused:
             token_family_revoke(family=token.family)
         else:
@@ -180,4 +182,4 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
 def token_logout(*, pair: uuid.UUID) -> None:
     """Kill the access token presented and the refresh token issued with it."""
     with transaction.atomic():
-        _revoke(AuthToken.objects.filter(pair=pair))
+        _revoke(AuthToken.objects.filter(pair=pair), AuthToken.Revoked.LOGOUT)

@@ -157,8 +157,27 @@ class LogoutTests(AuthAPITestCase):
         refresh = self.api.bearer(None).post("/api/auth/refresh", {"refreshToken": pair["refreshToken"]})
         self.assertEqual(refresh.status_code, 401)
         # Issue 16: it says the token was revoked, not that it was already used.
-        self.assertIn("revoked (logged out", refresh.json()["detail"])
-        self.assertNotIn("already used", refresh.json()["detail"])
+        self.assertEqual(refresh.json()["detail"], "This refresh token no longer works: logged out. Log in again.")
+
+    def test_a_refresh_after_a_password_change_says_so(self):
+        user = make_user(email="p@example.com")
+        pair = self.login("p@example.com")
+        user.set_password("a-brand-new-password-2026")
+        user.save()
+        refresh = self.api.post("/api/auth/refresh", {"refreshToken": pair["refreshToken"]})
+        self.assertEqual(refresh.status_code, 401)
+        self.assertEqual(
+            refresh.json()["detail"], "This refresh token no longer works: the password was changed. Log in again."
+        )
+
+    def test_a_refresh_of_a_login_revoked_for_reuse_says_so(self):
+        make_user(email="r@example.com")
+        first = self.login("r@example.com")
+        second = self.api.post("/api/auth/refresh", {"refreshToken": first["refreshToken"]}).json()
+        self.api.post("/api/auth/refresh", {"refreshToken": first["refreshToken"]})  # reuse: the login dies
+        refresh = self.api.post("/api/auth/refresh", {"refreshToken": second["refreshToken"]})
+        self.assertEqual(refresh.status_code, 401)
+        self.assertIn("a spent refresh token of this login was presented again", refresh.json()["detail"])
 
     def test_a_refresh_after_logout_still_revokes_the_family(self):
         make_user(email="f@example.com")
