@@ -139,6 +139,27 @@ class RedisWriterTests(IntegrityTestCase):
         self.assertEqual(self.call("POST", "/api/auth/logout", staff.token)[0], 200)
         self.assertEqual(self.call("POST", "/api/auth/validate-token", staff.token)[0], 401)
 
+    def test_the_dashboard_and_an_entry_of_another_app_swapped_are_never_served(self):
+        staff = make_actor(staff=True, tag="staff")
+        self.warm(staff)
+        dashboard = redis_key("admin", "admin:dashboard")
+        self.assertTrue(
+            poll_until(
+                lambda: self.call("GET", "/api/admin/analytics/dashboard", staff.token)[1]["fromCache"], timeout=5
+            )
+        )
+        summary, _ = entries_of(staff)["summary"]
+        saved = self.redis.dump(dashboard)
+        self.copy(summary, dashboard)  # a billing entry where the dashboard's is
+        for _ in range(3):
+            status, body = self.call("GET", "/api/admin/analytics/dashboard", staff.token)
+            self.assertEqual(status, 200)
+            self.assertIn("users", body["data"])
+        self.redis.restore(summary, 60_000, saved, replace=True)  # and the dashboard's where a summary is
+        for _ in range(3):
+            status, body = self.call("GET", f"/api/billing/summary/{staff.account_id}", staff.token)
+            self.assertEqual(body["data"]["accountId"], staff.account_id)
+
     def test_an_entry_moved_to_another_key_of_the_same_scope_is_never_served(self):
         # Same scope, same (current) generation: only the key the entry names tells them apart.
         user = make_actor(tag="user")
