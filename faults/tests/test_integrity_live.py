@@ -35,12 +35,9 @@ from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
 from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, server_env
 from techbirdsfly.tests.infra_nodes import (
-    APP_PASSWORD,
-    APP_USER,
-    MASTER_NAME,
-    PASSWORDS,
     RedisNode,
-    SentinelNode,
+    sentinel_server_env,
+    start_sentinel_stack,
     wait_for,
 )
 
@@ -111,34 +108,10 @@ class SentinelFailoverToStaleReplicaTests(_Scenario):
     """A failover to a replica that missed a logout and a usage write brings neither back."""
 
     def start_cluster(self) -> None:
-        self.master = RedisNode().start()
-        self.addCleanup(self.master.cleanup)
-        self.replica = RedisNode(replica_of=self.master).start()
-        self.addCleanup(self.replica.cleanup)
-        wait_for(lambda: self.replica.admin().info("replication")["master_link_status"] == "up", 15, "replication")
-        self.sentinels = []
-        for _ in range(3):
-            sentinel = SentinelNode(self.master, down_after_ms=1000, failover_timeout_ms=4000).start()
-            self.addCleanup(sentinel.cleanup)
-            self.sentinels.append(sentinel)
-        for sentinel in self.sentinels:
-            wait_for(
-                lambda s=sentinel: s.master_state()["num-other-sentinels"] == 2 and s.master_state()["num-slaves"] == 1,
-                20,
-                f"sentinel {sentinel.port} to see its peers and the replica",
-            )
+        self.master, self.replica, self.sentinels = start_sentinel_stack(self)
 
     def start_server(self, **extra: str) -> GunicornServer:
-        env = server_env(
-            REDIS_SENTINELS=",".join(s.address for s in self.sentinels),
-            REDIS_SENTINEL_MASTER=MASTER_NAME,
-            REDIS_SENTINEL_PASSWORD=PASSWORDS["REDIS_SENTINEL_PASSWORD"],
-            REDIS_USERNAME=APP_USER,
-            REDIS_PASSWORD=APP_PASSWORD,
-            CACHE_BREAKER_COOLDOWN=str(COOLDOWN),
-            **extra,
-        )
-        env["REDIS_URL"] = "redis://unused-with-sentinel:1/0"  # server_env's private test Redis must not be used
+        env = sentinel_server_env(self.sentinels, CACHE_BREAKER_COOLDOWN=str(COOLDOWN), **extra)
         server = GunicornServer(env=env, workers=2).start()
         self.addCleanup(server.stop)
         return server

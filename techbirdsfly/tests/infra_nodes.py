@@ -228,3 +228,40 @@ class SentinelNode(_Process):
 
     def master_port(self) -> int:
         return int(self.client().sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+
+
+def start_sentinel_stack(test: Any) -> tuple[RedisNode, RedisNode, list[SentinelNode]]:
+    """A master, its replica and three sentinels that see each other, all stopped by ``test``'s cleanups."""
+    master = RedisNode().start()
+    test.addCleanup(master.cleanup)
+    replica = RedisNode(replica_of=master).start()
+    test.addCleanup(replica.cleanup)
+    wait_for(lambda: replica.admin().info("replication")["master_link_status"] == "up", 15, "replication link")
+    sentinels = []
+    for _ in range(3):
+        sentinel = SentinelNode(master).start()
+        test.addCleanup(sentinel.cleanup)
+        sentinels.append(sentinel)
+    for sentinel in sentinels:
+        wait_for(
+            lambda s=sentinel: s.master_state()["num-other-sentinels"] == 2 and s.master_state()["num-slaves"] == 1,
+            20,
+            f"sentinel {sentinel.port} to see its peers and the replica",
+        )
+    return master, replica, sentinels
+
+
+def sentinel_server_env(sentinels: list[SentinelNode], **extra: str) -> dict[str, str]:
+    """A server process's environment: Redis through these sentinels, as the app's ACL user."""
+    from techbirdsfly.testing import server_env
+
+    env = server_env(
+        REDIS_SENTINELS=",".join(s.address for s in sentinels),
+        REDIS_SENTINEL_MASTER=MASTER_NAME,
+        REDIS_SENTINEL_PASSWORD=PASSWORDS["REDIS_SENTINEL_PASSWORD"],
+        REDIS_USERNAME=APP_USER,
+        REDIS_PASSWORD=APP_PASSWORD,
+        **extra,
+    )
+    env["REDIS_URL"] = "redis://unused-with-sentinel:1/0"  # server_env's private test Redis must not be used
+    return env

@@ -19,9 +19,17 @@ from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
 from techbirdsfly.cache.connection import ConnectEpoch, SentinelConnectionFactory
 from techbirdsfly.settings import redis_cache
-from techbirdsfly.testing import GunicornServer, http_json, server_env
+from techbirdsfly.testing import GunicornServer, http_json
 
-from .infra_nodes import APP_PASSWORD, APP_USER, MASTER_NAME, PASSWORDS, RedisNode, SentinelNode, wait_for
+from .infra_nodes import (
+    APP_PASSWORD,
+    APP_USER,
+    MASTER_NAME,
+    RedisNode,
+    sentinel_server_env,
+    start_sentinel_stack,
+    wait_for,
+)
 
 COOLDOWN = 0.3  # the workers' breaker cooldown, seconds
 
@@ -73,31 +81,8 @@ class SentinelFailoverTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 
     def setUp(self) -> None:
-        self.master = RedisNode().start()
-        self.addCleanup(self.master.cleanup)
-        self.replica = RedisNode(replica_of=self.master).start()
-        self.addCleanup(self.replica.cleanup)
-        wait_for(lambda: self.replica.admin().info("replication")["master_link_status"] == "up", 15, "replication link")
-        self.sentinels = []
-        for _ in range(3):
-            sentinel = SentinelNode(self.master).start()
-            self.addCleanup(sentinel.cleanup)
-            self.sentinels.append(sentinel)
-        for sentinel in self.sentinels:
-            wait_for(
-                lambda s=sentinel: s.master_state()["num-other-sentinels"] == 2 and s.master_state()["num-slaves"] == 1,
-                20,
-                f"sentinel {sentinel.port} to see its peers and the replica",
-            )
-        env = server_env(
-            REDIS_SENTINELS=",".join(s.address for s in self.sentinels),
-            REDIS_SENTINEL_MASTER=MASTER_NAME,
-            REDIS_SENTINEL_PASSWORD=PASSWORDS["REDIS_SENTINEL_PASSWORD"],
-            REDIS_USERNAME=APP_USER,
-            REDIS_PASSWORD=APP_PASSWORD,
-            CACHE_BREAKER_COOLDOWN=str(COOLDOWN),
-        )
-        env["REDIS_URL"] = "redis://unused-with-sentinel:1/0"  # server_env's private test Redis must not be used
+        self.master, self.replica, self.sentinels = start_sentinel_stack(self)
+        env = sentinel_server_env(self.sentinels, CACHE_BREAKER_COOLDOWN=str(COOLDOWN))
         self.server = GunicornServer(env=env, workers=2).start()
         self.addCleanup(self.server.stop)
         self.tokens = [token_pair_issue(user=make_user(email=f"s{i}@example.com")).access_token for i in range(6)]
