@@ -1,15 +1,14 @@
 """CPU per request in this process: the layer's warm hits against plain django-redis (issue 15).
 
 Each variant is a request handed straight to Django's WSGI handler, as gunicorn hands it (no HTTP,
-no test client), against the cached server's Redis and database. Variants run in alternating
-rounds of ``requests`` each, timed with ``time.process_time``, so that other load on the machine
-falls on all of them alike; a ratio is taken within each round, and the median round's reported.
+no test client), against the cached server's Redis and database. Variants run in short interleaved
+rounds, timed with ``time.process_time``, so that other load on the machine falls on all of them
+alike; a ratio is one variant's total CPU over the other's for the same number of requests.
 """
 
 from __future__ import annotations
 
 import io
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ class CpuFigure:
     name: str
     label: str
     path: str
-    us: float  # median round's CPU µs per request
+    us: float  # CPU µs per request over the whole run
     rounds_us: list[float]
     body_bytes: int
 
@@ -86,8 +85,13 @@ def answer(variant: Variant) -> tuple[str, bytes]:
     return requester(variant)()
 
 
-def measure(variants: list[Variant], *, requests: int, rounds: int) -> dict[str, CpuFigure]:
-    """CPU µs per request of each variant, ``rounds`` alternating rounds of ``requests`` each."""
+def measure(variants: list[Variant], *, requests: int, rounds: int, groups: int = 8) -> dict[str, CpuFigure]:
+    """CPU µs per request of each variant: ``rounds`` rounds of ``requests`` each, variants interleaved.
+
+    Rounds are short, and each starts with the next variant in turn, so that the machine's other load
+    falls on every variant alike however quickly it changes. The figure is total CPU over total
+    requests; ``rounds_us`` splits the run into ``groups`` consecutive parts, to show its spread.
+    """
     senders = {v.name: requester(v) for v in variants}
     bodies = {}
     for name, send in senders.items():  # warm: imports, connections, the journal's catch-up
@@ -96,20 +100,24 @@ def measure(variants: list[Variant], *, requests: int, rounds: int) -> dict[str,
         if not status.startswith("200"):
             raise RuntimeError(f"{name} answered {status}: {body[:300]!r}")
         bodies[name] = body
-    samples: dict[str, list[float]] = {name: [] for name in senders}
-    for _ in range(rounds):
-        for name, send in senders.items():
+    names = list(senders)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_no in range(rounds):
+        for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+            send = senders[name]
             began = time.process_time()
             for _ in range(requests):
                 send()
-            samples[name].append((time.process_time() - began) / requests * 1e6)
+            samples[name].append(time.process_time() - began)
+    groups = max(1, min(groups, rounds))
+    per_group = [(g * rounds // groups, (g + 1) * rounds // groups) for g in range(groups)]
     return {
         v.name: CpuFigure(
             name=v.name,
             label=v.label,
             path=v.path + (f"?{v.query}" if v.query else ""),
-            us=statistics.median(samples[v.name]),
-            rounds_us=[round(s, 1) for s in samples[v.name]],
+            us=sum(samples[v.name]) / (rounds * requests) * 1e6,
+            rounds_us=[round(sum(samples[v.name][a:b]) / ((b - a) * requests) * 1e6, 1) for a, b in per_group],
             body_bytes=len(bodies[v.name]),
         )
         for v in variants
@@ -117,7 +125,7 @@ def measure(variants: list[Variant], *, requests: int, rounds: int) -> dict[str,
 
 
 def round_ratios(figures: dict[str, CpuFigure], layer: str, plain: str) -> list[float]:
-    """layer / plain within each round (both measured in the same round, one after the other)."""
+    """layer / plain within each part of the run (both measured in the same rounds)."""
     return [a / b for a, b in zip(figures[layer].rounds_us, figures[plain].rounds_us, strict=True) if b]
 
 
@@ -148,7 +156,7 @@ def run(fx: Any, *, requests: int, rounds: int) -> dict[str, Any]:
         ratios = round_ratios(figures, layer, plain)
         pairs[layer] = {
             "plain": plain,
-            "ratio": statistics.median(ratios),
+            "ratio": figures[layer].us / figures[plain].us,
             "round_ratios": [round(r, 3) for r in ratios],
             "same_bytes": answer(by_name[layer])[1] == answer(by_name[plain])[1],
         }

@@ -192,8 +192,8 @@ def cpu_checks(results: dict) -> list[tuple[str, str, bool, str]]:
                 f"layer CPU per warm hit ≤ {CPU_FACTOR}x plain django-redis: {a['label']}",
                 f"{pair['ratio']:.2f}x ({a['us']:.0f} vs {b['us']:.0f} µs)",
                 pair["ratio"] <= CPU_FACTOR and same,
-                f"in-process, median of {probe['rounds']} alternating rounds of {probe['requests']:,} requests "
-                f"(per-round ratios {min(pair['round_ratios']):.2f}-{max(pair['round_ratios']):.2f}); "
+                f"in-process, {probe['rounds'] * probe['requests']:,} requests each in {probe['rounds']} interleaved "
+                f"rounds (eight parts of the run: {min(pair['round_ratios']):.2f}-{max(pair['round_ratios']):.2f}x); "
                 + ("same bytes" if pair["same_bytes"] else "**answers differ**")
                 + f", {a['round_trips']:g} vs {b['round_trips']:g} round trips",
             )
@@ -297,7 +297,31 @@ def analysis(results: dict) -> list[str]:
             + _SLOW_BECAUSE.get(name, ""),
             "",
         ]
-    expiry = results["stampede"]["load"].get("expiry")
+    load = results["stampede"]["load"]
+    expiry, steady = load.get("expiry"), load.get("steady")
+    if expiry and steady and _p99(expiry) > CLIFF_FACTOR * _p99(steady):
+        deleted = load.get("deleted")
+        dashboard = rows.get("dashboard", {}).get("bypass")
+        compute = (
+            f" One uncached dashboard costs {sum(_cpu_ms(dashboard, k) for k in ('app', 'postgres')):.0f} ms of CPU "
+            "(workers + PostgreSQL, *CPU per request* above) on these shared CPUs."
+            if dashboard
+            else ""
+        )
+        out += [
+            "### Why the natural expiry's p99 is over the steady run's",
+            "",
+            f"p99 {_ms(_p99(expiry))} ms across the expiry against {_ms(_p99(steady))} ms steady "
+            f"({_p99(expiry) / _p99(steady):.2f}x; max {_ms(expiry['latency_ms']['max'])} vs "
+            f"{_ms(steady['latency_ms']['max'])} ms), with {expiry['extra']['computes']} recomputation, "
+            f"{expiry['extra']['misses']} miss(es) and {expiry['extra'].get('cache_errors', 0)} request(s) that "
+            "skipped Redis"
+            + (f"; the run where the key is deleted outright had p99 {_ms(_p99(deleted))} ms" if deleted else "")
+            + f".{compute} The refresh runs while the other requests are still served the old entry, so what "
+            "it adds to everyone's tail is the CPU it takes from them; this run does not separate that from the "
+            "machine's other load, which moved between the 20-second runs (loadavg in *Machine and setup*).",
+            "",
+        ]
     if expiry and expiry["extra"]["computes"] > 1:
         computes, misses = expiry["extra"]["computes"], expiry["extra"]["misses"]
         out += ["### Why the natural expiry was computed more than once", ""]
@@ -530,8 +554,9 @@ def render(results: dict) -> str:
     add(
         "*Answers not from cache* beyond the recomputations are requests that went to the database without "
         "filling the cache: the layer skips Redis when the breaker is open or when the request has spent its Redis "
-        "time budget (CACHE_REQUEST_BUDGET; under this load, waiting for a CPU counts as Redis time); *cache errors "
-        "counted* is the delta of `techbirdsfly_cache_errors_total`, which counts those skips."
+        "time budget (CACHE_REQUEST_BUDGET: the time Redis takes to answer, as the kernel times it, not the time a "
+        "thread waits for a CPU); *cache errors counted* is the delta of `techbirdsfly_cache_errors_total`, which "
+        "counts those skips."
     )
     add("")
     codecs = results["codecs"]

@@ -52,7 +52,7 @@ class Plan:
     codec_seconds: float
     parser_calls: int
     variants: tuple[str, ...]
-    cpu_requests: int  # in-process CPU probe: requests per variant per round
+    cpu_requests: int  # in-process CPU probe: requests per variant per (short) round
     cpu_rounds: int
     network_delay_ms: float  # added to every Redis round trip of the network scenario
     journal_args: tuple[str, ...]  # for python -m bench.journal
@@ -63,7 +63,7 @@ class Plan:
             smoke=False, connections=16, seconds=4, rounds=3, single_seconds=3, single_rounds=2,
             workers=_cpus() * 2 + 1, threads=4, burst=64, bursts=3, stampede_connections=64,
             stampede_seconds=20, option_seconds=3, option_rounds=3, codec_seconds=0.4, parser_calls=3000,
-            variants=tuple(VARIANTS), cpu_requests=1000, cpu_rounds=8, network_delay_ms=0.5, journal_args=(),
+            variants=tuple(VARIANTS), cpu_requests=50, cpu_rounds=200, network_delay_ms=0.5, journal_args=(),
         )  # fmt: skip
 
     @classmethod

@@ -37,11 +37,14 @@ def hit_cpu(results: dict) -> list[str]:
         "## CPU per hit: the layer against plain django-redis (issue 15)",
         "",
         f"In this process, each request handed straight to Django's WSGI handler as gunicorn hands it (no HTTP, no "
-        f"test client), against the cached server's Redis; {probe['rounds']} alternating rounds of "
-        f"{probe['requests']:,} requests per variant, CPU from `time.process_time`; the figure is the median round's, "
-        "the ratio the median of the ratios within each round. *Round trips*: socket writes to Redis per request.",
+        f"test client), against the cached server's Redis; {probe['rounds']} interleaved rounds of "
+        f"{probe['requests']:,} requests per variant ({probe['rounds'] * probe['requests']:,} each), each round "
+        "starting with the next variant in turn, CPU from `time.process_time`. The figure is the total CPU over all "
+        "requests, the ratio one variant's total over the other's; *parts* splits the run into eight consecutive "
+        "parts to show how much the machine's other load moved it. *Round trips*: socket writes to Redis per "
+        "request.",
         "",
-        "| variant | request | CPU µs per request | rounds (µs) | x floor | round trips | answer bytes |",
+        "| variant | request | CPU µs per request | parts (µs) | x floor | round trips | answer bytes |",
         "|---|---|---:|---|---:|---:|---:|",
     ]
     for f in figures.values():
@@ -55,7 +58,7 @@ def hit_cpu(results: dict) -> list[str]:
         a, b = figures[layer], figures[pair["plain"]]
         out.append(
             f"- **{a['label']}**: {pair['ratio']:.2f}x the plain view's CPU ({a['us'] - b['us']:+.0f} µs per "
-            f"request; per round {', '.join(f'{r:.2f}' for r in pair['round_ratios'])}); answers "
+            f"request; per part {', '.join(f'{r:.2f}' for r in pair['round_ratios'])}); answers "
             + ("byte for byte the same." if pair["same_bytes"] else "**differ** (a bug in the plain view).")
         )
     out += [
