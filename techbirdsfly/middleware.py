@@ -5,9 +5,29 @@ from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from .cache.calls import request_cache_seconds
 from .exceptions import DATABASE_ERRORS, DATABASE_UNAVAILABLE, ERROR_DETAILS, json_error
 
 logger = logging.getLogger("techbirdsfly")
+
+
+class CacheTimingMiddleware:
+    """``Server-Timing: cache;dur=<ms>``: how long the request waited on Redis (issue 15).
+
+    The figure the request budget counts (techbirdsfly/cache/calls.py): Redis's answers timed by the
+    kernel, not the time a thread waited for a CPU, so a client (or a fault test) can tell a slow
+    cache from a busy machine.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        seconds = request_cache_seconds()
+        if seconds is not None:
+            response["Server-Timing"] = f"cache;dur={seconds * 1000:.1f}"
+        return response
 
 
 class DatabaseUnavailableMiddleware:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that the latency it records for GET /metrics covers every other middleware too.
     "admin_app.metrics.RequestLatencyMiddleware",
+    "techbirdsfly.middleware.CacheTimingMiddleware",
     # Outside every other middleware, so that it also sees the HTML error pages of debug mode.
     "techbirdsfly.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -5,9 +5,10 @@ breaks Redis while they run, then repairs it. It prints one line of figures and 
 
 - no answer of 500 or above, and no request left without an answer;
 - every write acknowledged to a client (2xx) is in the database, and reads after recovery show it;
-- no request waits on the cache for more than CACHE_WAIT_BOUND: a request during the fault takes at
-  most CACHE_WAIT_BOUND longer than the 99th percentile of the same load without a fault (the app
-  exposes no per-request cache-wait figure, so the bound is on total latency);
+- no request waits on the cache for more than CACHE_WAIT_BOUND: every answer's ``Server-Timing:
+  cache;dur=`` (the time it waited on Redis, timed by the kernel, which the app controls) is within
+  it. Total latency is printed, not bounded: on a machine busy with other work it measures the
+  machine (a CI run beside a benchmark saw 1.7 s answers whose Redis share was within the bound);
 - caching resumes by itself: the cached reads answer fromCache true again.
 
 The Redis here is a private redis-server of this class (DEBUG enabled for loopback, so that it can
@@ -16,6 +17,7 @@ be made slow); the server's settings are production's (socket timeouts 0.2 s, br
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +43,18 @@ from faults.tests.support import make_actors
 from techbirdsfly.testing import GunicornServer, RedisServer, server_env
 
 CACHE_WAIT_BOUND = 0.5  # seconds (issue 8)
+
+
+def cache_seconds(reply: Reply) -> float:
+    """What the server says the request waited on Redis (Server-Timing: cache;dur=<ms>)."""
+    timing = reply.headers.get("server-timing", "")
+    for metric in timing.split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "cache" and params.startswith("dur="):
+            return float(params[4:]) / 1000
+    return 0.0 if reply.status is None else math.inf  # an answer without the figure fails the bound
+
+
 ACTORS = 8
 TAIL_SECONDS = 2.0  # load after the fault is repaired
 MAX_LOAD_SECONDS = 20.0
@@ -128,11 +142,13 @@ class RedisFaultTests(TransactionTestCase):
         stale = stale_reads(self.base, self.actors)
         max_latency = max(reply.latency for reply in replies)
         bound = baseline_p99 + CACHE_WAIT_BOUND
-        slow = [reply for reply in replies if reply.latency > bound]
+        slow = [reply for reply in replies if cache_seconds(reply) > CACHE_WAIT_BOUND]
+        cache_max = max(cache_seconds(reply) for reply in replies)
         writes = sum(len(a.usage_acked) + len(a.images_acked) + bool(a.language_acked) for a in self.actors)
         print(
             f"\n{name}: requests={len(replies)} 5xx={len(errors)} lost_writes={len(lost)} "
-            f"max_latency={max_latency:.3f}s bound={bound:.3f}s (baseline p99 {baseline_p99:.3f}s) "
+            f"max_cache_wait={cache_max:.3f}s (bound {CACHE_WAIT_BOUND}s) "
+            f"max_latency={max_latency:.3f}s (baseline p99 {baseline_p99:.3f}s + {CACHE_WAIT_BOUND}s = {bound:.3f}s) "
             f"during_fault={len(during)} fault_seconds={window['end'] - window['start']:.1f} "
             f"acked_writes={writes} stale_reads={len(stale)} cache_resumed_in={resume_seconds:.1f}s "
             f"statuses={dict(statuses(replies))}"

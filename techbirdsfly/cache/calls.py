@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -151,8 +150,10 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     try:
         result = _attempt(app, breaker, meter, fn, *args, **kwargs)
     except BaseException:
-        # A call that failed (a timeout, a refused connection) was waiting on Redis all along.
-        _charge(time.monotonic() - meter.began)
+        # A call that failed (a timeout, a refused connection) was waiting on Redis all along, up to
+        # the timeout that ended it: a thread that then waited for a CPU is not charged that wait.
+        timeout = meter.timeout if meter.timeout is not None else settings.REDIS_SOCKET_CONNECT_TIMEOUT
+        _charge(min(time.monotonic() - meter.began, meter.waited() + (timeout or 0.0)))
         raise
     finally:
         metering.meter = outer
@@ -180,8 +181,8 @@ def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..
         stats.error(app).inc()
         if meter.capped and _timed_out(exc):
             # This request's budget ran out while Redis was answering: it goes on without Redis, but
-            # nothing says Redis is down for the other requests, so the breaker stays as it is.
-            _charge(math.inf)
+            # nothing says Redis is down for the other requests, so the breaker stays as it is. (The
+            # call is charged its whole cap below: nothing is left of the budget.)
             raise CacheUnavailable("this request's time on Redis ran out") from exc
         breaker.failure(exc)
         raise CacheUnavailable(str(exc)) from exc
@@ -234,6 +235,11 @@ def unbudgeted() -> Iterator[None]:
         yield
     finally:
         _request.unbudgeted = previous
+
+
+def request_cache_seconds() -> float | None:
+    """The time the current HTTP request has waited on Redis so far; None outside a request."""
+    return getattr(_request, "spent", None)
 
 
 def _charge(seconds: float) -> None:

@@ -86,7 +86,7 @@ def _on_connect(connection: Any) -> None:
 class Meter:
     """One cache-layer call: its Redis round trips' waits, and the timeout cap of its reads."""
 
-    __slots__ = ("began", "cap", "capped", "charged", "measured", "total", "trips")
+    __slots__ = ("began", "cap", "capped", "charged", "measured", "timeout", "total", "trips")
 
     def __init__(self, cap: float | None, *, charged: bool) -> None:
         self.began = time.monotonic()
@@ -94,6 +94,7 @@ class Meter:
         self.charged = charged  # inside a request: what it waits is charged to the request's budget
         self.capped = False
         self.measured = True  # False once a read could not be timed by the kernel
+        self.timeout: float | None = None  # the last read's timeout
         self.total = 0.0
         self.trips: dict[int, tuple[int, float]] = {}  # connection -> (sent at, ms; wait, s)
 
@@ -133,11 +134,12 @@ def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
     meter: Meter | None = getattr(metering, "meter", None)
     if meter is None:
         return read(connection, *args, **kwargs)
+    meter.timeout = kwargs.get("timeout", connection.socket_timeout)
     if meter.cap is not None and "timeout" not in kwargs:
         # What is left once this call's earlier round trips (a new connection's handshake) are paid.
         left = meter.cap - meter.waited()
         if left < (connection.socket_timeout or math.inf):
-            kwargs["timeout"] = max(left, 0.001)
+            kwargs["timeout"] = meter.timeout = max(left, 0.001)
             meter.capped = True
     response = read(connection, *args, **kwargs)
     if meter.charged and connection._sock is not None:

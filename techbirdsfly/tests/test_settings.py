@@ -56,7 +56,7 @@ class EnvironmentTests(SimpleTestCase):
         factory = ConnectionFactory({"SOCKET_TIMEOUT": 0.2, "SOCKET_CONNECT_TIMEOUT": 0.2})
         params = factory.make_connection_params("rediss://app:s3cret@cache.internal:6380/2")
         pool = factory.get_connection_pool(params)
-        self.assertIs(pool.connection_class, SSLConnection)
+        self.assertTrue(issubclass(pool.connection_class, SSLConnection), pool.connection_class)
         self.assertEqual(pool.connection_kwargs["username"], "app")
         self.assertEqual(pool.connection_kwargs["password"], "s3cret")
         self.assertEqual(pool.connection_kwargs["port"], 6380)
