@@ -100,9 +100,11 @@ def note_committed(app: str, scopes: list[str], ids: list[int]) -> None:
 def trusted(start: int) -> bool:
     """May a read begun at connect count ``start`` be checked against the index as it stands?
 
-    No when the index was never loaded, or when a Redis connection was made since the last catch-up:
-    the new connection may be to a Redis that came back older, and the index must hold every row
-    committed before the read for the check to be exact. Then catch up now; False when that fails.
+    No when the index was never loaded, or when this process has connected to a Redis server it had
+    not seen (connection.ConnectEpoch: a restart, a promoted replica) since its last catch-up: that
+    server may hold entries older than rows the follower has not read yet, and the index must hold
+    every row committed before the read for the check to be exact. Then catch up now; False when
+    that fails.
     """
     end = ConnectEpoch.connects
     if end == start and _index.loaded and _index.synced_connects >= end:
