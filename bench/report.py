@@ -190,7 +190,7 @@ def cpu_checks(results: dict) -> list[tuple[str, str, bool, str]]:
         checks.append(
             (
                 f"layer CPU per warm hit ≤ {CPU_FACTOR}x plain django-redis: {a['label']}",
-                f"{pair['ratio']:.2f}x ({a['us']:.0f} vs {b['us']:.0f} µs)",
+                f"{pair['ratio']:.3f}x ({a['us']:.0f} vs {b['us']:.0f} µs)",
                 pair["ratio"] <= CPU_FACTOR and same,
                 f"in-process, {probe['rounds'] * probe['requests']:,} requests each in {probe['rounds']} interleaved "
                 f"rounds (eight parts of the run: {min(pair['round_ratios']):.2f}-{max(pair['round_ratios']):.2f}x); "

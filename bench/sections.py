@@ -57,7 +57,7 @@ def hit_cpu(results: dict) -> list[str]:
     for layer, pair in pairs.items():
         a, b = figures[layer], figures[pair["plain"]]
         out.append(
-            f"- **{a['label']}**: {pair['ratio']:.2f}x the plain view's CPU ({a['us'] - b['us']:+.0f} µs per "
+            f"- **{a['label']}**: {pair['ratio']:.3f}x the plain view's CPU ({a['us'] - b['us']:+.0f} µs per "
             f"request; per part {', '.join(f'{r:.2f}' for r in pair['round_ratios'])}); answers "
             + ("byte for byte the same." if pair["same_bytes"] else "**differ** (a bug in the plain view).")
         )
