@@ -129,6 +129,12 @@ def journal(results: dict) -> list[str]:
         "only the Redis generation as before; *hit CPU*: `get_or_compute` hits of a scoped entry against a plain "
         "`get_many` of the same two keys; *catch-up*: what a process does before its first read.",
         "",
+        "The hit before and after the journal and the key binding, measured by hand on 2026-11-30 with one script "
+        "in both trees, alternating, 30 rounds of 300 hits each: a scoped `get_or_compute` hit cost 1.36-1.46x a "
+        "plain `get_many` of the same keys in the layer of fcb1d4a (before), 1.11-1.22x in that of 2d10120 "
+        "(after; three runs each). The checks the journal adds (key, expiry, journal floor) cost less than what "
+        "the read path shed (django-redis's `get_many` and its decoding, replaced by one raw MGET).",
+        "",
     ]
 
 
