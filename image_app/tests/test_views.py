@@ -455,3 +455,53 @@ class QueueLimitTests(ImageAPITestCase):
     def test_the_limit_is_a_setting(self):
         with override_settings(IMAGE_QUEUE_LIMIT=2):
             self.assertEqual([self.create(self.owner).status_code for _ in range(3)], [201, 201, 429])
+
+
+class AdminCompletionTests(ImageAPITestCase):
+    """An image completed in the Django admin goes through the same service: billed once, like any other."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.account = make_account(self.owner)
+        self.image = make_image(owner=self.owner, account=self.account)
+        self.client.force_login(self.staff)
+        self.staff.is_superuser = True
+        self.staff.save()
+
+    def post_status(self, status: str):
+        image = self.image
+        created = image.created_at
+        with self.captureOnCommitCallbacks(execute=True):
+            return self.client.post(
+                f"/admin/image_app/image/{image.pk}/change/",
+                {
+                    "owner": image.owner_id,
+                    "account": image.account_id,
+                    "prompt": image.prompt,
+                    "width": image.width,
+                    "height": image.height,
+                    "style": image.style,
+                    "status": status,
+                    "result_url": "",
+                    "failure_reason": "",
+                    "created_at_0": f"{created:%Y-%m-%d}",
+                    "created_at_1": f"{created:%H:%M:%S}",
+                    "completed_at_0": "",
+                    "completed_at_1": "",
+                },
+            )
+
+    def test_completing_in_the_admin_bills_one_unit(self):
+        self.assertEqual(self.post_status("completed").status_code, 302)
+        self.image.refresh_from_db()
+        self.assertEqual(self.image.status, "completed")
+        self.assertIsNotNone(self.image.completed_at)
+        [record] = UsageRecord.objects.filter(account=self.account)
+        self.assertEqual((record.metric_id, record.units), ("image.generate", 1))
+
+    def test_a_transition_the_service_refuses_is_a_form_error_not_a_500(self):
+        self.post_status("completed")
+        response = self.post_status("queued")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "Cannot change status from completed to queued.")
+        self.assertEqual(UsageRecord.objects.filter(account=self.account).count(), 1)
