@@ -267,7 +267,7 @@ def analysis(results: dict) -> list[str]:
             f"any authenticated read: the floor's workers spent {floor_cpu[len(floor_cpu) // 2]:.3f} ms of CPU per "
             f"request (median over the endpoints' rounds), a cached endpoint's workers plus Redis "
             f"{cached_cpu[len(cached_cpu) // 2]:.3f} ms. On top of the floor a hit hashes the token (SHA-256), "
-            "sends one MGET (or one EVAL) for the token's record and the data, checks two signatures and decodes "
+            "sends one MGET (or one EVALSHA) for the token's record and the data, checks two signatures and decodes "
             "two entries, builds the user from the record and renders a larger answer"
             + (
                 f"; one MGET round trip over TCP loopback alone takes {mget:.0f} µs here (redis-py + hiredis, "
@@ -498,7 +498,7 @@ def render(results: dict) -> str:
         "database and Redis; CaptureQueriesContext, and a counter on redis-py's socket writes, where a pipeline "
         "would count once), and Redis commands per request on the cached server under load "
         "(INFO commandstats delta / wrk's request count; commandstats also counts the commands a script runs: "
-        "`/me`'s one EVAL runs two MGETs inside Redis, one round trip)."
+        "`/me`'s one EVALSHA runs two MGETs inside Redis, one round trip)."
     )
     add("")
     add("| endpoint | SQL per hit | Redis round trips per hit | Redis commands per request under load | commands |")
