@@ -162,6 +162,11 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def mget(client: Any, keys: list[str]) -> list[bytes | None]:
+    """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring)."""
+    return client.mget_nonatomic(keys) if is_cluster(client) else client.mget(keys)
+
+
 def primaries(client: RedisCluster) -> list[ClusterNode]:
     """The primaries in the order of the first slot each serves: stable across a failover of one."""
     first_slot: dict[str, int] = {}

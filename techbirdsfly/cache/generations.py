@@ -63,6 +63,14 @@ def generation_key(scope: str) -> str:
     return f"{scope}:gen"
 
 
+def entry_keys(cache: Any, key: str, scope: str | None) -> list[str]:
+    """The Redis keys of an entry: its own, then its scope's generation key if it has a scope."""
+    keys = [cache.make_key(key)]
+    if scope:
+        keys.append(cache.make_key(generation_key(scope)))
+    return keys
+
+
 def new_generation(number: int) -> str:
     return f"{number}.{secrets.token_hex(6)}"
 

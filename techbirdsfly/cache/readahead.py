@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError
 from . import cluster
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
-from .generations import generation_key
+from .generations import entry_keys
 
 USER = "{uid}"  # in an Entry's key or scope: the id of the user whose token record is read ahead
 
@@ -79,11 +79,7 @@ request_finished.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.end"
 
 
 def _keys(entry: Entry) -> list[str]:
-    cache = cache_for(kind_of(entry.kind).app)
-    keys = [cache.make_key(entry.key)]
-    if entry.scope:
-        keys.append(cache.make_key(generation_key(entry.scope)))
-    return keys
+    return entry_keys(cache_for(kind_of(entry.kind).app), entry.key, entry.scope)
 
 
 def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> None:
@@ -120,10 +116,8 @@ def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> N
 
 def _read(cache: Any, fixed: list[str], templated: list[str]) -> dict[str, bytes | None]:
     client = cache.client.get_client(write=False)  # inside the call: on a cluster it connects
-    if cluster.is_cluster(client):
-        return dict(zip(fixed, client.mget_nonatomic(fixed), strict=True))
-    if not templated:
-        return dict(zip(fixed, client.mget(fixed), strict=True))
+    if not templated or cluster.is_cluster(client):  # a cluster reads the user's entries later, alone
+        return dict(zip(fixed, cluster.mget(client, fixed), strict=True))
     try:
         values, user_keys, user_values = client.evalsha(_SCRIPT_SHA, len(fixed), *fixed, 1, *templated)
     except NoScriptError:  # a Redis that has not seen it yet (a restart, a failover): EVAL loads it

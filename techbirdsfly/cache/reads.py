@@ -26,7 +26,7 @@ from django.conf import settings
 from . import cluster, fills, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
-from .generations import WRITING, claim, generation_key, number_of
+from .generations import WRITING, claim, entry_keys, number_of
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -43,11 +43,6 @@ class Cached[T](NamedTuple):
     from_cache: bool
 
 
-def mget(client: Any, keys: list[str]) -> list[bytes | None]:
-    """MGET; on Redis Cluster one MGET per slot, pipelined to each shard (cluster.py)."""
-    return client.mget_nonatomic(keys) if cluster.is_cluster(client) else client.mget(keys)
-
-
 class Slot:
     """One cache entry of one app: its key, its scope's generation key, and the ways to fill it."""
 
@@ -56,10 +51,10 @@ class Slot:
         self.app = policy.app
         self.cache = cache_for(policy.app)
         self.key = key
-        self.full_key: str = self.cache.make_key(key)
         self.scope = scope
-        self.gen_key: str | None = self.cache.make_key(generation_key(scope)) if scope else None
-        self.keys = [self.full_key, self.gen_key] if self.gen_key else [self.full_key]
+        self.keys = entry_keys(self.cache, key, scope)
+        self.full_key: str = self.keys[0]
+        self.gen_key: str | None = self.keys[1] if scope else None
         self.raw_generation: bytes | None = None  # the generation key as read, signed
         self.generation: str | None = None
         self.floor = 0  # the journal's newest number for the scope, when read
@@ -82,7 +77,7 @@ class Slot:
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
         # The client inside the call: on Redis Cluster, getting it connects, and may fail.
-        return mget(self.cache.client.get_client(write=False), keys)
+        return cluster.mget(self.cache.client.get_client(write=False), keys)
 
     def accept(self, raws: list[bytes | None]) -> dict[str, Any] | None:
         """Check what Redis answered for [entry, generation]: the entry if it may be served."""
