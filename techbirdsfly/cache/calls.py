@@ -138,13 +138,16 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     if not force and not breaker.allow():
         stats.error(app).inc()
         raise CacheUnavailable("circuit open")
-    left = None if force else _budget_left()
-    if left is not None and left <= 0:
-        stats.error(app).inc()
-        raise CacheUnavailable("this request has spent its time on Redis")
+    spent = getattr(_request, "spent", None)  # None: outside a request, where nothing is charged
+    left = None
+    if spent is not None and not force and not getattr(_request, "unbudgeted", False):
+        left = settings.CACHE_REQUEST_BUDGET - spent
+        if left <= 0:
+            stats.error(app).inc()
+            raise CacheUnavailable("this request has spent its time on Redis")
     # What is left of the budget caps each read of this call (connection.Meter), so a slow Redis
     # cannot hold the request a socket timeout past its budget.
-    meter = Meter(left, charged=getattr(_request, "spent", None) is not None)
+    meter = Meter(left, charged=spent is not None)
     outer = getattr(metering, "meter", None)
     metering.meter = meter
     try:
@@ -157,7 +160,8 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
         raise
     finally:
         metering.meter = outer
-    _charge(meter.waited())
+    if spent is not None:
+        _charge(meter.waited())
     return result
 
 
@@ -214,14 +218,6 @@ def _end_budget(**kwargs: Any) -> None:
 
 request_started.connect(_start_budget, dispatch_uid="techbirdsfly.cache.calls.start_budget")
 request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.calls.end_budget")
-
-
-def _budget_left() -> float | None:
-    """Seconds of Redis time this request has left; None outside a request or for unbudgeted calls."""
-    if getattr(_request, "unbudgeted", False):
-        return None
-    spent = getattr(_request, "spent", None)
-    return None if spent is None else settings.CACHE_REQUEST_BUDGET - spent
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from .connection import ConnectEpoch, server_identity
+from .connection import ConnectEpoch, read, server_identity
 
 SLOTS = 16384
 
@@ -164,7 +164,7 @@ def is_cluster(client: Any) -> bool:
 
 def mget(client: Any, keys: list[str]) -> list[bytes | None]:
     """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring)."""
-    return client.mget_nonatomic(keys) if is_cluster(client) else client.mget(keys)
+    return client.mget_nonatomic(keys) if is_cluster(client) else read(client, "MGET", *keys)
 
 
 def primaries(client: RedisCluster) -> list[ClusterNode]:

@@ -130,6 +130,12 @@ def _round_trip(connection: Any, meter: Meter) -> None:
     meter.record(id(connection), now - sent_ago, max(0, sent_ago - received_ago) / 1000)
 
 
+# A read that took less than this is charged its own wall time, without asking the kernel: that is
+# at most what Redis made it wait, and too little to matter to the budget (it saves a getsockopt and
+# its bookkeeping on every warm hit).
+FAST_READ = 0.001
+
+
 def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
     meter: Meter | None = getattr(metering, "meter", None)
     if meter is None:
@@ -141,10 +147,41 @@ def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
         if left < (connection.socket_timeout or math.inf):
             kwargs["timeout"] = meter.timeout = max(left, 0.001)
             meter.capped = True
+    began = time.monotonic()
     response = read(connection, *args, **kwargs)
-    if meter.charged and connection._sock is not None:
-        _round_trip(connection, meter)
+    if meter.charged:
+        took = time.monotonic() - began
+        if took < FAST_READ:
+            meter.total += took
+        elif connection._sock is not None:
+            _round_trip(connection, meter)
     return response
+
+
+def read(client: Any, *args: Any) -> Any:
+    """One read-only command (MGET, a read-only script) on a connection of ``client``'s pool.
+
+    What ``client.execute_command(*args)`` does for such a command, less redis-py's per-command
+    machinery around it (its observability hooks, a retry closure, a check for HIMPORT): about 20 µs
+    of a warm hit's 600 here (issue 15; bench/hitcpu.py). Nothing it did applies: retries are off
+    (ConnectionFactory), no reply callback parses these commands, and a read is never refused as
+    READONLY, the one error the Sentinel pool retries (DemotionAwareConnection). As there, a
+    connection that failed is dropped, and one whose server answered with an error is kept.
+    """
+    if client.connection is not None:  # a single-connection client: its own lock and connection
+        return client.execute_command(*args)
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command(*args)
+        return connection.read_response()
+    except ResponseError:
+        raise
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
 
 
 class MeteredConnection(Connection):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from redis.exceptions import NoScriptError
 
 from . import cluster
 from .calls import CacheUnavailable, cache_for, call, kind_of
-from .connection import ConnectEpoch
+from .connection import ConnectEpoch, read
 from .generations import entry_keys
 
 USER = "{uid}"  # in an Entry's key or scope: the id of the user whose token record is read ahead
@@ -119,20 +119,20 @@ def _read(cache: Any, fixed: list[str], templated: list[str]) -> dict[str, bytes
     if not templated or cluster.is_cluster(client):  # a cluster reads the user's entries later, alone
         return dict(zip(fixed, cluster.mget(client, fixed), strict=True))
     try:
-        values, user_keys, user_values = client.evalsha(_SCRIPT_SHA, len(fixed), *fixed, 1, *templated)
+        values, user_keys, user_values = read(client, "EVALSHA", _SCRIPT_SHA, len(fixed), *fixed, 1, *templated)
     except NoScriptError:  # a Redis that has not seen it yet (a restart, a failover): EVAL loads it
-        values, user_keys, user_values = client.eval(_SCRIPT, len(fixed), *fixed, 1, *templated)
+        values, user_keys, user_values = read(client, "EVAL", _SCRIPT, len(fixed), *fixed, 1, *templated)
     answers = dict(zip(fixed, values, strict=True))
     answers.update(zip((key.decode() for key in user_keys), user_values, strict=True))
     return answers
 
 
-def take(keys: Iterable[str]) -> tuple[list[bytes | None], int] | None:
+def take(keys: Sequence[str]) -> tuple[list[bytes | None], int] | None:
     """The read-ahead answers for ``keys`` (each used once) and the connect count they were read at."""
     answers = getattr(_request, "answers", None)
     if not answers:
         return None
-    keys = list(keys)
-    if not all(key in answers for key in keys):
-        return None
+    for key in keys:
+        if key not in answers:
+            return None
     return [answers.pop(key) for key in keys], _request.start

@@ -83,7 +83,7 @@ class Slot:
         """Check what Redis answered for [entry, generation]: the entry if it may be served."""
         if self.gen_key:
             self.raw_generation = raws[1]
-            self.generation = self._decode(raws[1])
+            self.generation = self._decode(raws[1], generation=True)
             self.floor = journal.floor(self.app, self.scope)  # type: ignore[arg-type]
             if self.being_written:
                 return None
@@ -98,11 +98,12 @@ class Slot:
                 return None
         return entry
 
-    def _decode(self, raw: bytes | None) -> Any:
+    def _decode(self, raw: bytes | None, *, generation: bool = False) -> Any:
         if raw is None:
             return None
+        serializer = self.cache.client._serializer
         try:
-            return self.cache.client._serializer.loads(raw)
+            return serializer.loads_str(raw) if generation else serializer.loads(raw)
         except CorruptValue as exc:
             logger.warning("ignoring an unreadable cache value under %s: %s", self.full_key, exc)
             return None
