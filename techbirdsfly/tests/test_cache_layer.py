@@ -32,7 +32,7 @@ from techbirdsfly.cache.generations import WRITING_TTL
 from techbirdsfly.cache.policy import MAX_VALUE_BYTES
 from techbirdsfly.cache.serializers import SafeJSONSerializer
 from techbirdsfly.models import CacheJournal
-from techbirdsfly.testing import CacheTestCase, test_redis
+from techbirdsfly.testing import CacheTestCase, RedisServer, test_redis
 
 UNPICKLED = []
 
@@ -489,3 +489,88 @@ class RequestBudgetTests(CacheTestCase):
         self.assertIs(warm.json()["fromCache"], True)
         self.assertEqual(cache_counts()["user"]["errors"], before["user"]["errors"])
         self.assertEqual(cache_counts()["auth"]["errors"], before["auth"]["errors"])
+
+
+# A script that keeps Redis busy for 50 ms (Redis 7 allows TIME in scripts).
+_BUSY_50_MS = """
+local t = redis.call('TIME')
+while true do
+  local n = redis.call('TIME')
+  if (n[1] - t[1]) * 1000000 + n[2] - t[2] > 50000 then return 1 end
+end
+"""
+
+
+class HitPathTests(CacheTestCase):
+    """The parts of a warm hit made cheaper in issue 15 keep what they replaced correct."""
+
+    def test_a_read_keeps_a_connection_the_server_answered_and_drops_one_that_failed(self):
+        from redis.exceptions import NoScriptError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        from techbirdsfly.cache.connection import read
+
+        client = test_redis().client()
+        pool = client.connection_pool
+        client.set("hit-path:a", b"1")
+        self.assertEqual(read(client, "MGET", "hit-path:a", "hit-path:b"), [b"1", None])
+        (connection,) = pool._available_connections
+        with self.assertRaises(NoScriptError):  # an error answer: the connection is fine, and kept
+            read(client, "EVALSHA", "0" * 40, 0)
+        self.assertEqual(pool._available_connections, [connection])
+        self.assertIsNotNone(connection._sock)
+
+        paused = RedisServer().start()  # a server of its own, paused while a read waits on it
+        try:
+            client = redis.Redis(host="127.0.0.1", port=paused.port, socket_timeout=0.1)
+            pool = client.connection_pool
+            self.assertEqual(read(client, "MGET", "hit-path:a"), [None])
+            (connection,) = pool._available_connections
+            paused.pause()
+            try:
+                with self.assertRaises(RedisTimeoutError):
+                    read(client, "MGET", "hit-path:a")
+            finally:
+                paused.resume()
+            self.assertIsNone(connection._sock)  # dropped (its answer may still come), and given back
+            self.assertFalse(pool._in_use_connections)
+            self.assertEqual(read(client, "MGET", "hit-path:a"), [None])  # the next read reconnects
+        finally:
+            paused.cleanup()
+
+    def test_a_generation_verified_once_is_remembered_by_its_exact_bytes_only(self):
+        from techbirdsfly.cache import serializers
+        from techbirdsfly.cache.serializers import CorruptValue
+
+        serializer = SafeJSONSerializer({})
+        signed = serializer.dumps("7.abc")
+        self.assertEqual(serializer.loads_str(signed), "7.abc")
+        self.assertIn(signed, serializer._verified)
+        forged = signed[:32] + b'."9.abc"'  # a valid tag moved onto another value
+        with self.assertRaises(CorruptValue):
+            serializer.loads_str(forged)
+        self.assertNotIn(forged, serializer._verified)
+        self.assertEqual(serializer.loads_str(serializer.dumps({"v": 1})), {"v": 1})  # not a string:
+        self.assertEqual(len(serializer._verified), 1)  # not remembered (a dict could be changed)
+        for n in range(serializers._VERIFIED_MAX + 10):
+            serializer.loads_str(serializer.dumps(f"{n}.x"))
+        self.assertLessEqual(len(serializer._verified), serializers._VERIFIED_MAX)
+
+    def test_a_fast_read_is_charged_its_wall_time_and_a_slow_one_what_redis_took(self):
+        from techbirdsfly.cache import calls
+        from techbirdsfly.cache.connection import FAST_READ
+
+        client = calls.client_for("auth", write=False)
+        calls._start_budget()  # as request_started does (the signal itself would close the test's database)
+        try:
+            began = time.monotonic()
+            calls.call("auth", client.mget, ["hit-path:a"])
+            took = time.monotonic() - began
+            spent = calls.request_cache_seconds()
+            self.assertLessEqual(spent, took)  # never more than the call's wall time...
+            self.assertLess(spent, FAST_READ)
+            # ...and a read that waited on Redis (a 50 ms script) is charged that wait, from TCP_INFO.
+            calls.call("auth", client.eval, _BUSY_50_MS, 0)
+            self.assertGreater(calls.request_cache_seconds() - spent, 0.04)
+        finally:
+            calls._end_budget()
