@@ -295,14 +295,32 @@ def round_trip_ms(port: int, *, pings: int) -> float:
     return statistics.median(samples)
 
 
+def plain_endpoints(fx: Any) -> dict[str, Endpoint]:
+    """The plain django-redis twins (bench/views.py) of the endpoints the network scenario measures."""
+    return {
+        "me": Endpoint("plain_me", "plain django-redis, as /me", f"/bench/plain/me?uid={fx.user_id}", token=fx.token),
+        "summary_largest": Endpoint(
+            "plain_summary", "plain django-redis, as the summary", f"/bench/plain/billing/summary/{fx.largest_account}",
+            token=fx.token,
+        ),
+    }  # fmt: skip
+
+
 def measure_network(
-    plan: Plan, base_env: dict[str, str], bypass: BenchServer, eps: dict[str, Endpoint], redis_port: int
+    plan: Plan,
+    base_env: dict[str, str],
+    bypass: BenchServer,
+    eps: dict[str, Endpoint],
+    plain: dict[str, Endpoint],
+    redis_port: int,
 ) -> dict:
     """Redis on another host: the cached server reaches its Redis through a relay that adds a delay.
 
     faults/proxy.py (a thread per connection, in this process) sleeps ``network_delay_ms`` before
     relaying each chunk towards Redis, so every round trip pays it once. The uncached figures are the
-    bypassed server's, which sends Redis nothing on these endpoints (see *Servers*).
+    bypassed server's, which sends Redis nothing on these endpoints (see *Servers*). Beside the layer,
+    the same server answers the same bytes through plain django-redis (``plain``, one round trip too):
+    what any hit costs there, whoever reads Redis.
     """
     from faults.proxy import TcpProxy
 
@@ -329,18 +347,22 @@ def measure_network(
         for ep in targets:
             check_endpoint(server, bypass, ep)
             run_wrk(server.url, ep, connections=plan.connections, seconds=1)
+            if _request(server, plain[ep.name]) != _request(server, ep):
+                raise RuntimeError(f"{plain[ep.name].path} does not answer what {ep.path} answers")
         for ep in targets:
-            runs: dict[str, list[LoadResult]] = {k: [] for k in ("floor", "cached", "bypass")}
-            runs |= {k: [] for k in ("floor_1", "cached_1", "bypass_1")}
+            runs: dict[str, list[LoadResult]] = {k: [] for k in ("floor", "cached", "plain", "bypass")}
+            runs |= {k: [] for k in ("floor_1", "cached_1", "plain_1", "bypass_1")}
             for _ in range(plan.rounds):
                 kw = {"connections": plan.connections, "seconds": plan.seconds}
                 runs["floor"].append(measured(server, FLOOR, meters=meters, **kw))
                 runs["cached"].append(measured(server, ep, meters=meters, **kw))
+                runs["plain"].append(measured(server, plain[ep.name], meters=meters, **kw))
                 runs["bypass"].append(run_wrk(bypass.url, ep, **kw))
             for _ in range(max(plan.single_rounds, 1)):
                 kw = {"connections": 1, "seconds": plan.single_seconds}
                 runs["floor_1"].append(measured(server, FLOOR, meters=meters, **kw))
                 runs["cached_1"].append(measured(server, ep, meters=meters, **kw))
+                runs["plain_1"].append(measured(server, plain[ep.name], meters=meters, **kw))
                 runs["bypass_1"].append(run_wrk(bypass.url, ep, **kw))
             row = {"label": ep.label} | {name: asdict(merge(rounds)) for name, rounds in runs.items()}
             out["endpoints"][ep.name] = row
@@ -653,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         results["codecs"] = measure_codecs(plan, cached, by_name, fx)
         cached.stop()
         log(f"Redis across a network (+{plan.network_delay_ms} ms a round trip)")
-        results["network"] = measure_network(plan, base_env, bypass, by_name, redis_port)
+        results["network"] = measure_network(plan, base_env, bypass, by_name, plain_endpoints(fx), redis_port)
         results["bypass_redis_commands"] = command_delta(bypass_before, command_counts(bypass_client))
         bypass.stop()
         log("server variants")

@@ -106,7 +106,7 @@ class BenchSmokeTest(SimpleTestCase):
         network = self.results["network"]
         self.assertGreater(network["round_trip_ms"], network["delay_ms"])
         for name, row in network["endpoints"].items():
-            for run in ("cached", "cached_1"):
+            for run in ("cached", "cached_1", "plain", "plain_1"):  # plain: django-redis alone, same bytes
                 with self.subTest(endpoint=name, run=run):
                     self.assertGreater(row[run]["requests"], 0)
                     self.assertEqual(row[run]["not_ok"], 0)
