@@ -83,8 +83,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         raw = bearer_token(request)
         if raw is None:
             return None
-        _read_ahead(request, raw)
-        record, from_cache = token_validate(raw_token=raw)
+        digest = token_hash(raw)
+        _read_ahead(request, digest)
+        record, from_cache = token_validate(raw_token=raw, digest=digest)
         if record is None:
             raise AuthenticationFailed("Invalid, expired or revoked token.")
         return user_from_record(record), AccessToken(record, from_cache)
@@ -93,14 +94,14 @@ class BearerTokenAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
-def _read_ahead(request: Request, raw: str) -> None:
+def _read_ahead(request: Request, digest: str) -> None:
     """One round trip for a cached GET: the token's record with the entries the view will read."""
     if request.method not in ("GET", "HEAD"):
         return
     context = request.parser_context or {}
     entries = getattr(context.get("view"), "cache_entries", None)
     if entries is not None:
-        read_ahead(entries(**context.get("kwargs", {})), user_from=cache.token_entry(token_hash(raw)))
+        read_ahead(entries(**context.get("kwargs", {})), user_from=cache.token_entry(digest))
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

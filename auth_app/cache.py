@@ -43,7 +43,10 @@ def token_entry(token_hash: str) -> Entry:
 
 def own_profile_entry() -> Entry:
     """The profile of the user whose token record is read with it (``/me``): resolved in Redis."""
-    return Entry(PROFILE, profile_key(USER), user_scope(USER))  # type: ignore[arg-type]
+    return _OWN_PROFILE
+
+
+_OWN_PROFILE = Entry(PROFILE, profile_key(USER), user_scope(USER))  # type: ignore[arg-type]
 
 
 def login_failures_key(email_hash: str) -> str:

@@ -50,9 +50,12 @@ def _seconds_left(record: TokenRecord | None) -> int:
     return record["exp"] - int(time.time()) if record else 0
 
 
-def token_validate(*, raw_token: str) -> Cached[TokenRecord | None]:
-    """The record of a live access token, or None. A hit costs one Redis round trip and no SQL."""
-    digest = token_hash(raw_token)
+def token_validate(*, raw_token: str, digest: str | None = None) -> Cached[TokenRecord | None]:
+    """The record of a live access token, or None. A hit costs one Redis round trip and no SQL.
+
+    ``digest``: the token's hash (tokens.token_hash), when the caller has computed it already.
+    """
+    digest = digest or token_hash(raw_token)
     key = cache.token_key(digest)
     result = get_or_compute(cache.TOKEN, key, lambda: _token_record(digest), scope=key, ttl_of=_seconds_left)
     if result.value is not None and result.value["exp"] <= time.time():

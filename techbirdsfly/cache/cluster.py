@@ -158,11 +158,20 @@ class ClusterClient(DefaultClient):
 # --- operations over every shard (used by layer.py; a plain Redis client passes straight through) ----
 
 
+_CLUSTER_TYPES: dict[type, bool] = {}
+
+
 def is_cluster(client: Any) -> bool:
-    return isinstance(client, RedisCluster)
+    # isinstance against RedisCluster goes through typing's Protocol machinery (its bases are
+    # Protocols): several microseconds on every read. A client's type answers once.
+    kind = type(client)
+    found = _CLUSTER_TYPES.get(kind)
+    if found is None:
+        found = _CLUSTER_TYPES[kind] = isinstance(client, RedisCluster)
+    return found
 
 
-def mget(client: Any, keys: list[str]) -> list[bytes | None]:
+def mget(client: Any, keys: Sequence[str]) -> list[bytes | None]:
     """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring)."""
     return client.mget_nonatomic(keys) if is_cluster(client) else read(client, "MGET", *keys)
 

@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import LockError
@@ -74,7 +74,7 @@ def _lock_call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _leases = _Leases()
 
 
-def try_lock(app: str, cache: Any, key: str, read: list[str]) -> tuple[Any | None, list[bytes | None] | None]:
+def try_lock(app: str, cache: Any, key: str, read: Sequence[str]) -> tuple[Any | None, list[bytes | None] | None]:
     """Take ``key``'s fill lock and read the keys ``read`` again, in one round trip.
 
     Returns the lock (None when another caller holds it, NO_LOCK when Redis is out) and what the keys

@@ -63,11 +63,23 @@ def generation_key(scope: str) -> str:
     return f"{scope}:gen"
 
 
-def entry_keys(cache: Any, key: str, scope: str | None) -> list[str]:
-    """The Redis keys of an entry: its own, then its scope's generation key if it has a scope."""
-    keys = [cache.make_key(key)]
-    if scope:
-        keys.append(cache.make_key(generation_key(scope)))
+_ENTRY_KEYS: dict[tuple[str, Any, str, str | None], tuple[str, ...]] = {}
+_ENTRY_KEYS_MAX = 10_000  # then it starts again
+
+
+def entry_keys(cache: Any, key: str, scope: str | None) -> tuple[str, ...]:
+    """The Redis keys of an entry: its own, then its scope's generation key if it has a scope.
+
+    Remembered by alias prefix and version: a warm hit asks for them twice (the read-ahead, then the
+    read), each time through Django's ``make_key``.
+    """
+    memo = (cache.key_prefix, cache.version, key, scope)
+    keys = _ENTRY_KEYS.get(memo)
+    if keys is None:
+        keys = (cache.make_key(key), cache.make_key(generation_key(scope))) if scope else (cache.make_key(key),)
+        if len(_ENTRY_KEYS) >= _ENTRY_KEYS_MAX:
+            _ENTRY_KEYS.clear()
+        _ENTRY_KEYS[memo] = keys
     return keys
 
 

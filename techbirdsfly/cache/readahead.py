@@ -78,7 +78,7 @@ request_started.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.start
 request_finished.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.end")
 
 
-def _keys(entry: Entry) -> list[str]:
+def _keys(entry: Entry) -> tuple[str, ...]:
     return entry_keys(cache_for(kind_of(entry.kind).app), entry.key, entry.scope)
 
 
@@ -94,11 +94,12 @@ def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> N
     if first is None:
         return
     app = kind_of(first.kind).app
-    location = settings.CACHES[app]["LOCATION"]
-    fixed: list[str] = _keys(user_from) if user_from else []
+    caches = settings.CACHES
+    location = caches[app]["LOCATION"]
+    fixed: list[str] = list(_keys(user_from)) if user_from else []
     templated: list[str] = []
     for entry in entries:
-        if settings.CACHES[kind_of(entry.kind).app]["LOCATION"] != location:
+        if caches[kind_of(entry.kind).app]["LOCATION"] != location:
             continue
         keys = _keys(entry)
         if USER in entry.key or (entry.scope and USER in entry.scope):

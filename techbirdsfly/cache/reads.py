@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
@@ -45,6 +45,11 @@ class Cached[T](NamedTuple):
 
 class Slot:
     """One cache entry of one app: its key, its scope's generation key, and the ways to fill it."""
+
+    __slots__ = (
+        "app", "cache", "distrusted", "floor", "full_key", "gen_key", "generation", "key", "keys", "policy",
+        "raw_generation", "scope",
+    )  # fmt: skip
 
     def __init__(self, policy: Kind, key: str, scope: str | None) -> None:
         self.policy = policy
@@ -75,7 +80,7 @@ class Slot:
             return None
         return self.accept(raws)
 
-    def _mget(self, keys: list[str]) -> list[bytes | None]:
+    def _mget(self, keys: Sequence[str]) -> list[bytes | None]:
         # The client inside the call: on Redis Cluster, getting it connects, and may fail.
         return cluster.mget(self.cache.client.get_client(write=False), keys)
 
@@ -83,7 +88,7 @@ class Slot:
         """Check what Redis answered for [entry, generation]: the entry if it may be served."""
         if self.gen_key:
             self.raw_generation = raws[1]
-            self.generation = self._decode(raws[1], generation=True)
+            self.generation = self._decode(raws[1])
             self.floor = journal.floor(self.app, self.scope)  # type: ignore[arg-type]
             if self.being_written:
                 return None
@@ -98,12 +103,11 @@ class Slot:
                 return None
         return entry
 
-    def _decode(self, raw: bytes | None, *, generation: bool = False) -> Any:
+    def _decode(self, raw: bytes | None) -> Any:
         if raw is None:
             return None
-        serializer = self.cache.client._serializer
         try:
-            return serializer.loads_str(raw) if generation else serializer.loads(raw)
+            return self.cache.client._serializer.loads(raw)
         except CorruptValue as exc:
             logger.warning("ignoring an unreadable cache value under %s: %s", self.full_key, exc)
             return None

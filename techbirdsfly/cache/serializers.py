@@ -23,7 +23,13 @@ from django_redis.serializers.base import BaseSerializer
 from .policy import MAX_VALUE_BYTES
 
 _TAG_HEX = 32
-_VERIFIED_MAX = 4096  # strings remembered by loads_str; then it starts again
+# Stored forms whose signature ``loads`` verified, remembered per alias: at most this many (then it
+# starts again), each at most this long, so at most 2 MB an alias.
+_REMEMBERED = 1024
+_REMEMBERED_BYTES = 2048
+_IMMUTABLE = (str, int, float, type(None))  # bool is an int
+_SIGNED = object()  # remembered: the signature is right, the value is parsed again
+_UNKNOWN = object()
 
 
 class ValueTooLarge(ValueError):
@@ -48,7 +54,7 @@ class SafeJSONSerializer(BaseSerializer):
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options=options)
         self._key = hashlib.sha256(b"techbirdsfly.cache.v1" + settings.SECRET_KEY.encode()).digest()
-        self._verified: dict[bytes, str] = {}
+        self._verified: dict[bytes, Any] = {}
 
     def _tag(self, payload: bytes) -> bytes:
         # hmac.digest is the one-shot C path: about 40% faster than hmac.new(...) here (bench/RESULTS.md).
@@ -70,25 +76,28 @@ class SafeJSONSerializer(BaseSerializer):
         return self._tag(payload) + b"." + payload
 
     def loads(self, value: bytes) -> Any:
+        # A warm hit reads the same few small values again and again (a token's record, its
+        # generation, a profile): each stored form whose signature was verified is remembered by its
+        # exact bytes, so reading it again costs a dict lookup instead of an HMAC (issue 15). Bytes
+        # that differ in any way are verified as if new. Immutable values are remembered decoded;
+        # others are parsed again, so no caller can change what the next one gets.
+        small = len(value) <= _REMEMBERED_BYTES
+        if small:
+            known = self._verified.get(value, _UNKNOWN)
+            if known is not _UNKNOWN:
+                return self._parse(value[_TAG_HEX + 1 :]) if known is _SIGNED else known
         tag, payload = value[:_TAG_HEX], value[_TAG_HEX + 1 :]
         if value[_TAG_HEX : _TAG_HEX + 1] != b"." or not hmac.compare_digest(tag, self._tag(payload)):
             raise CorruptValue("missing or wrong signature")
+        decoded = self._parse(payload)
+        if small:
+            if len(self._verified) >= _REMEMBERED:
+                self._verified.clear()
+            self._verified[value] = decoded if isinstance(decoded, _IMMUTABLE) else _SIGNED
+        return decoded
+
+    def _parse(self, payload: bytes) -> Any:
         try:
             return self.decode(payload)
         except ValueError as exc:  # orjson's JSONDecodeError is one
             raise CorruptValue(str(exc)) from None
-
-    def loads_str(self, value: bytes) -> Any:
-        """``loads`` for values that are mostly the same few strings (generations): each stored form
-        verified once is remembered, so the next read of the same bytes costs a dict lookup instead
-        of an HMAC and a parse (two of a warm hit's four values; issue 15). Only what ``loads``
-        accepted is remembered, and a string cannot be changed by whoever it is handed to."""
-        found = self._verified.get(value)
-        if found is not None:
-            return found
-        decoded = self.loads(value)
-        if isinstance(decoded, str):
-            if len(self._verified) >= _VERIFIED_MAX:
-                self._verified.clear()
-            self._verified[value] = decoded
-        return decoded

@@ -538,23 +538,29 @@ class HitPathTests(CacheTestCase):
         finally:
             paused.cleanup()
 
-    def test_a_generation_verified_once_is_remembered_by_its_exact_bytes_only(self):
+    def test_a_value_verified_once_is_remembered_by_its_exact_bytes_only(self):
         from techbirdsfly.cache import serializers
         from techbirdsfly.cache.serializers import CorruptValue
 
         serializer = SafeJSONSerializer({})
         signed = serializer.dumps("7.abc")
-        self.assertEqual(serializer.loads_str(signed), "7.abc")
-        self.assertIn(signed, serializer._verified)
+        self.assertEqual(serializer.loads(signed), "7.abc")
+        self.assertEqual(serializer._verified[signed], "7.abc")  # a string: remembered decoded
         forged = signed[:32] + b'."9.abc"'  # a valid tag moved onto another value
         with self.assertRaises(CorruptValue):
-            serializer.loads_str(forged)
+            serializer.loads(forged)
         self.assertNotIn(forged, serializer._verified)
-        self.assertEqual(serializer.loads_str(serializer.dumps({"v": 1})), {"v": 1})  # not a string:
-        self.assertEqual(len(serializer._verified), 1)  # not remembered (a dict could be changed)
-        for n in range(serializers._VERIFIED_MAX + 10):
-            serializer.loads_str(serializer.dumps(f"{n}.x"))
-        self.assertLessEqual(len(serializer._verified), serializers._VERIFIED_MAX)
+        record = serializer.dumps({"userId": 1, "isStaff": False})
+        first = serializer.loads(record)
+        first["isStaff"] = True  # a caller changing what it got...
+        self.assertEqual(serializer.loads(record), {"userId": 1, "isStaff": False})  # ...changes no one else's
+        self.assertIs(serializer._verified[record], serializers._SIGNED)
+        large = serializer.dumps("x" * serializers._REMEMBERED_BYTES)
+        self.assertEqual(serializer.loads(large), "x" * serializers._REMEMBERED_BYTES)
+        self.assertNotIn(large, serializer._verified)  # too long to keep
+        for n in range(serializers._REMEMBERED + 10):
+            serializer.loads(serializer.dumps(f"{n}.x"))
+        self.assertLessEqual(len(serializer._verified), serializers._REMEMBERED)
 
     def test_a_fast_read_is_charged_its_wall_time_and_a_slow_one_what_redis_took(self):
         from techbirdsfly.cache import calls
