@@ -23,10 +23,12 @@ from django_redis.serializers.base import BaseSerializer
 from .policy import MAX_VALUE_BYTES
 
 _TAG_HEX = 32
-# Stored forms whose signature ``loads`` verified, remembered per alias: at most this many (then it
-# starts again), each at most this long, so at most 2 MB an alias.
+# Stored forms whose signature ``loads`` verified, remembered once per process and signing key (every
+# thread's instance of every alias shares it): at most this many (then it starts again), each at most
+# this long, so at most about 2 MB.
 _REMEMBERED = 1024
 _REMEMBERED_BYTES = 2048
+_VERIFIED: dict[bytes, dict[bytes, Any]] = {}  # signing key -> stored form -> what it holds
 _IMMUTABLE = (str, int, float, type(None))  # bool is an int
 _SIGNED = object()  # remembered: the signature is right, the value is parsed again
 _UNKNOWN = object()
@@ -54,7 +56,7 @@ class SafeJSONSerializer(BaseSerializer):
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options=options)
         self._key = hashlib.sha256(b"techbirdsfly.cache.v1" + settings.SECRET_KEY.encode()).digest()
-        self._verified: dict[bytes, Any] = {}
+        self._verified = _VERIFIED.setdefault(self._key, {})
 
     def _tag(self, payload: bytes) -> bytes:
         # hmac.digest is the one-shot C path: about 40% faster than hmac.new(...) here (bench/RESULTS.md).

@@ -561,6 +561,8 @@ class HitPathTests(CacheTestCase):
         for n in range(serializers._REMEMBERED + 10):
             serializer.loads(serializer.dumps(f"{n}.x"))
         self.assertLessEqual(len(serializer._verified), serializers._REMEMBERED)
+        # One memory per process and key, whatever the thread or alias (each has its own instance).
+        self.assertIs(SafeJSONSerializer({})._verified, serializer._verified)
 
     def test_a_fast_read_is_charged_its_wall_time_and_a_slow_one_what_redis_took(self):
         from techbirdsfly.cache import calls
