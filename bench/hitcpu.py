@@ -129,15 +129,24 @@ def round_ratios(figures: dict[str, CpuFigure], layer: str, plain: str) -> list[
     return [a / b for a, b in zip(figures[layer].rounds_us, figures[plain].rounds_us, strict=True) if b]
 
 
+def plain_twins(fx: Any) -> dict[str, tuple[str, str]]:
+    """Path and query of the plain django-redis views (bench/views.py) that answer what ``/me`` and the
+    largest account's summary answer; the network scenario (bench/run.py) measures them too."""
+    return {
+        "me": ("/bench/plain/me", f"uid={fx.user_id}"),
+        "summary": (f"/bench/plain/billing/summary/{fx.largest_account}", ""),
+    }
+
+
 def variants_for(fx: Any) -> list[Variant]:
     """The floor, ``/me`` and the largest account's summary, each real endpoint beside its plain twin."""
-    summary, uid, token = f"billing/summary/{fx.largest_account}", f"uid={fx.user_id}", fx.token
+    twins, token, summary = plain_twins(fx), fx.token, f"/api/billing/summary/{fx.largest_account}"
     return [
         Variant("floor", "floor (`/bench/floor`)", "/bench/floor"),
         Variant("me", "`GET /api/auth/me`, warm", "/api/auth/me", token=token),
-        Variant("plain_me", "plain django-redis, same bytes as `/me`", "/bench/plain/me", uid, token),
-        Variant("summary", "billing summary (largest account), warm", f"/api/{summary}", token=token),
-        Variant("plain_summary", "plain django-redis, same bytes as the summary", f"/bench/plain/{summary}", "", token),
+        Variant("plain_me", "plain django-redis, same bytes as `/me`", *twins["me"], token),
+        Variant("summary", "billing summary (largest account), warm", summary, token=token),
+        Variant("plain_summary", "plain django-redis, same bytes as the summary", *twins["summary"], token),
     ]
 
 

@@ -297,13 +297,13 @@ def round_trip_ms(port: int, *, pings: int) -> float:
 
 def plain_endpoints(fx: Any) -> dict[str, Endpoint]:
     """The plain django-redis twins (bench/views.py) of the endpoints the network scenario measures."""
-    return {
-        "me": Endpoint("plain_me", "plain django-redis, as /me", f"/bench/plain/me?uid={fx.user_id}", token=fx.token),
-        "summary_largest": Endpoint(
-            "plain_summary", "plain django-redis, as the summary", f"/bench/plain/billing/summary/{fx.largest_account}",
-            token=fx.token,
-        ),
-    }  # fmt: skip
+    from .hitcpu import plain_twins
+
+    def endpoint(name: str, twin: str) -> Endpoint:
+        path, query = plain_twins(fx)[twin]
+        return Endpoint(name, f"plain django-redis, as {twin}", path + (f"?{query}" if query else ""), token=fx.token)
+
+    return {"me": endpoint("plain_me", "me"), "summary_largest": endpoint("plain_summary", "summary")}
 
 
 def measure_network(

@@ -163,7 +163,7 @@ _CLUSTER_TYPES: dict[type, bool] = {}
 
 def is_cluster(client: Any) -> bool:
     # isinstance against RedisCluster goes through typing's Protocol machinery (its bases are
-    # Protocols): several microseconds on every read. A client's type answers once.
+    # Protocols): about a microsecond on every read, here. A client's type answers once.
     kind = type(client)
     found = _CLUSTER_TYPES.get(kind)
     if found is None:
