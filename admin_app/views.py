@@ -43,7 +43,8 @@ class StaffAPIView(APIView):
 
 
 class DashboardAnalyticsView(StaffAPIView):
-    def cache_entries(self) -> list[Entry]:
+    @staticmethod
+    def cache_entries() -> list[Entry]:
         return [cache.dashboard_entry()]
 
     @extend_schema(responses={200: serializers.CachedDashboardSerializer, **ERRORS})

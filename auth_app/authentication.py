@@ -13,7 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from techbirdsfly.cache import read_ahead
+from techbirdsfly.cache import read_ahead, readahead
 
 from . import cache
 from .models import User
@@ -96,7 +96,7 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 def _read_ahead(request: Request, digest: str) -> None:
     """One round trip for a cached GET: the token's record with the entries the view will read."""
-    if request.method not in ("GET", "HEAD"):
+    if request.method not in ("GET", "HEAD") or readahead.receive():  # sent by ReadAheadMiddleware
         return
     context = request.parser_context or {}
     entries = getattr(context.get("view"), "cache_entries", None)

@@ -122,7 +122,8 @@ class PasswordView(APIView):
 
 
 class MeView(APIView):
-    def cache_entries(self) -> list[Entry]:
+    @staticmethod
+    def cache_entries() -> list[Entry]:
         return [cache.own_profile_entry()]
 
     @extend_schema(responses={200: serializers.CachedProfileSerializer, 401: OpenApiResponse()})

@@ -1,4 +1,4 @@
-"""The cache switched off: ``get_or_compute`` computes every time and nothing reads Redis ahead.
+"""The cache switched off: ``get_or_compute`` computes every time and nothing reads Redis ahead or sends ahead.
 
 Installed before any app module imports either name (bench/wsgi.py), so every importer binds these.
 """
@@ -23,7 +23,11 @@ def install() -> None:
         # validating (issue 15); with the cache off that read would be wasted.
         return None
 
+    def send_ahead(*_: Any, **__: Any) -> None:
+        return None
+
     reads.get_or_compute = get_or_compute
     techbirdsfly.cache.get_or_compute = get_or_compute
     readahead.read_ahead = read_ahead
+    readahead.send_ahead = send_ahead  # what ReadAheadMiddleware calls
     techbirdsfly.cache.read_ahead = read_ahead

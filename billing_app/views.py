@@ -33,7 +33,8 @@ class AccountCreateView(APIView):
 
 
 class SummaryView(APIView):
-    def cache_entries(self, account_id: int) -> list[Entry]:
+    @staticmethod
+    def cache_entries(account_id: int) -> list[Entry]:
         return [cache.summary_entry(account_id)]
 
     @extend_schema(responses={200: serializers.CachedSummarySerializer, 404: NOT_FOUND})
@@ -54,7 +55,8 @@ class UsageCreateView(APIView):
 
 
 class UsageView(APIView):
-    def cache_entries(self, account_id: int) -> list[Entry]:
+    @staticmethod
+    def cache_entries(account_id: int) -> list[Entry]:
         return [cache.usage_entry(account_id, f"{month_start(timezone.now()):%Y-%m}")]
 
     @extend_schema(responses={200: serializers.CachedMonthUsageSerializer, 404: NOT_FOUND})
@@ -67,7 +69,8 @@ class InvoicesView(APIView):
         # Issuing is staff-only and answers 403 before the account is looked up (API.md, order of checks).
         return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
 
-    def cache_entries(self, account_id: int) -> list[Entry]:
+    @staticmethod
+    def cache_entries(account_id: int) -> list[Entry]:
         return [cache.invoices_entry(account_id)]
 
     @extend_schema(responses={200: serializers.CachedInvoicesSerializer, 404: NOT_FOUND})

@@ -42,7 +42,8 @@ class ImageListView(APIView):
 
 
 class ImageDetailView(APIView):
-    def cache_entries(self, image_id: int) -> list[Entry]:
+    @staticmethod
+    def cache_entries(image_id: int) -> list[Entry]:
         return [cache.metadata_entry(image_id)]
 
     @extend_schema(responses={200: serializers.CachedImageSerializer, 401: OpenApiResponse(), 404: OpenApiResponse()})

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that the latency it records for GET /metrics covers every other middleware too.
     "admin_app.metrics.RequestLatencyMiddleware",
+    # Next, so that a cached GET's Redis read is on its way while everything below runs.
+    "auth_app.middleware.ReadAheadMiddleware",
     "techbirdsfly.middleware.CacheTimingMiddleware",
     # Outside every other middleware, so that it also sees the HTML error pages of debug mode.
     "techbirdsfly.middleware.ApiJsonErrorsMiddleware",

@@ -21,7 +21,8 @@ _WRITE = {
 
 
 class PreferencesView(APIView):
-    def cache_entries(self, user_id: int) -> list[Entry]:
+    @staticmethod
+    def cache_entries(user_id: int) -> list[Entry]:
         return [cache.preferences_entry(user_id)]
 
     @extend_schema(responses=_READ)

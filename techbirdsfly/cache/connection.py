@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django_redis.pool import ConnectionFactory as _ConnectionFactory
 from django_redis.pool import SentinelConnectionFactory as _SentinelConnectionFactory
@@ -168,12 +168,42 @@ def read(client: Any, *args: Any) -> Any:
     READONLY, the one error the Sentinel pool retries (DemotionAwareConnection). As there, a
     connection that failed is dropped, and one whose server answered with an error is kept.
     """
-    if client.connection is not None:  # a single-connection client: its own lock and connection
+    sent = send(client, *args)
+    if sent is None:  # a single-connection client: its own lock and connection
         return client.execute_command(*args)
+    return receive(sent)
+
+
+class Sent(NamedTuple):
+    """A command sent on a connection taken from ``pool``, whose answer is still to be read."""
+
+    pool: Any
+    connection: Any
+
+
+def send(client: Any, *args: Any) -> Sent | None:
+    """``read``'s first half: send the command and return at once; ``receive`` must follow.
+
+    Between the two the connection is out of the pool and Redis answers while the caller works.
+    None for a single-connection client, whose connection is not this thread's to hold.
+    """
+    if client.connection is not None:
+        return None
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
         connection.send_command(*args)
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+    return Sent(pool, connection)
+
+
+def receive(sent: Sent) -> Any:
+    """The answer to ``sent``'s command; its connection goes back to the pool (dropped if it failed)."""
+    connection = sent.connection
+    try:
         return connection.read_response()
     except ResponseError:
         raise
@@ -181,7 +211,7 @@ def read(client: Any, *args: Any) -> Any:
         connection.disconnect()
         raise
     finally:
-        pool.release(connection)
+        sent.pool.release(connection)
 
 
 class MeteredConnection(Connection):

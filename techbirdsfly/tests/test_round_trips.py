@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import redis
+
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
 from bench.probes import count_round_trips
 from billing_app.models import Account
 from image_app.models import Image
-from techbirdsfly.testing import CacheTestCase
+from techbirdsfly.testing import CacheTestCase, test_redis
 
 
 class OneRoundTripTests(CacheTestCase):
@@ -58,3 +60,104 @@ class OneRoundTripTests(CacheTestCase):
         for token in (self.token, other_token, self.token, other_token):
             me = self.api.bearer(token).get("/api/auth/me").json()["data"]
             self.assertEqual(me["email"], "trips@example.com" if token == self.token else "other-trips@example.com")
+
+
+class SentEarlyTests(CacheTestCase):
+    """ReadAheadMiddleware sends a cached GET's read as the request arrives; the authentication reads it."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = make_user(email="early@example.com")
+        self.account = Account.objects.create(owner=self.user, name="Early", plan="pro")
+        self.token = token_pair_issue(user=self.user).access_token
+        self.summary = f"/api/billing/summary/{self.account.pk}"
+        self.client_ = self.api.bearer(self.token)
+        for _ in range(2):  # cold, then warm
+            self.client_.get(self.summary)
+            self.client_.get("/api/auth/me")
+
+    def pools(self) -> list:
+        from django.core.cache import caches
+
+        return [caches[app].client.get_client(write=False).connection_pool for app in ("auth", "billing")]
+
+    def assert_pools_idle_and_clean(self) -> None:
+        """Every connection is back in its pool, with no answer left unread on it."""
+        for pool in self.pools():
+            self.assertEqual(pool._in_use_connections, set())
+            for connection in pool._available_connections:
+                try:
+                    unread = connection._sock is not None and connection.can_read(timeout=0.05)
+                except redis.ConnectionError:
+                    unread = False  # closed by a server an earlier test stopped: nothing to read
+                self.assertFalse(unread)
+
+    def test_the_answer_arrives_while_the_request_is_prepared(self):
+        # When the authentication asks, the command has been sent and Redis has answered: the
+        # answer is waiting on the socket, read without a round trip of its own.
+        from techbirdsfly.cache import readahead
+
+        seen: list[bool] = []
+        original = readahead.receive
+
+        def receive() -> bool:
+            sent = readahead._request.sent
+            seen.append(sent.sent.connection.can_read(timeout=1))
+            return original()
+
+        readahead.receive = receive
+        try:
+            with count_round_trips() as trips:
+                answer = self.client_.get(self.summary)
+        finally:
+            readahead.receive = original
+        self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, True))
+        self.assertEqual((seen, trips[0]), ([True], 1))
+        self.assert_pools_idle_and_clean()
+
+    def test_an_answer_the_request_never_read_is_read_before_its_connection_is_reused(self):
+        # 406 comes from DRF's content negotiation, before the authentication reads the answer.
+        for _ in range(3):
+            refused = self.client_.get(self.summary, HTTP_ACCEPT="application/xml")
+            self.assertEqual(refused.status_code, 406)
+            self.assert_pools_idle_and_clean()
+        with count_round_trips() as trips:
+            me = self.client_.get("/api/auth/me")
+        self.assertEqual((me.json()["fromCache"], me.json()["data"]["email"]), (True, "early@example.com"))
+        self.assertEqual(trips[0], 1)
+
+    def test_a_script_redis_forgot_is_loaded_again(self):
+        self.redis.script_flush()
+        me = self.client_.get("/api/auth/me")
+        self.assertEqual((me.status_code, me.json()["fromCache"]), (200, True))
+        with count_round_trips() as trips:
+            self.assertIs(self.client_.get("/api/auth/me").json()["fromCache"], True)
+        self.assertEqual(trips[0], 1)
+        self.assert_pools_idle_and_clean()
+
+    def test_redis_down_as_the_request_arrives_answers_from_the_database(self):
+
+        test_redis().stop()
+        for path in (self.summary, "/api/auth/me"):
+            answer = self.client_.get(path)
+            self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, False), path)
+
+    def test_only_views_with_cache_entries_are_read_early(self):
+        from auth_app.middleware import view_entries
+        from billing_app.views import SummaryView
+
+        found = view_entries("techbirdsfly.urls", self.summary)
+        self.assertEqual(found, (SummaryView.cache_entries, {"account_id": self.account.pk}))
+        self.assertIsNone(view_entries("techbirdsfly.urls", "/api/billing/summary/abc"))  # no such URL
+        self.assertIsNone(view_entries("techbirdsfly.urls", "/api/auth/login"))  # nothing cached
+
+    def test_without_the_middleware_the_authentication_reads_ahead(self):
+        from django.conf import settings
+
+        middleware = [name for name in settings.MIDDLEWARE if not name.endswith(".ReadAheadMiddleware")]
+        self.assertEqual(len(middleware), len(settings.MIDDLEWARE) - 1)
+        with self.settings(MIDDLEWARE=middleware):
+            for path in (self.summary, "/api/auth/me"):
+                with count_round_trips() as trips:
+                    answer = self.client_.get(path)
+                self.assertEqual((answer.json()["fromCache"], trips[0]), (True, 1), path)
