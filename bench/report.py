@@ -202,14 +202,19 @@ def cpu_checks(results: dict) -> list[tuple[str, str, bool, str]]:
 
 
 def network_checks(results: dict) -> list[tuple[str, str, bool, str]]:
-    """Issue 15: Redis across a network, cached p50 <= floor p50 + one round trip + NETWORK_SLACK_MS."""
+    """Issue 15: Redis across a network, cached p50 <= floor p50 + one round trip + NETWORK_SLACK_MS.
+
+    With one client: what the round trip adds to a request's latency. Under load (the table's other
+    rows) a p50 is mostly the wait for a CPU behind the requests queued ahead, whatever Redis's
+    distance: there cached over floor is the hit's CPU over the floor's (*CPU per hit*), reported.
+    """
     net = results.get("network")
     if not net:
         return []
     rtt = net["round_trip_ms"]
     checks = []
     for row in net["endpoints"].values():
-        for suffix, how in (("_1", "1 client"), ("", f"{row['cached']['connections']} clients")):
+        for suffix, how in (("_1", "1 client"),):
             floor, cached = row["floor" + suffix], row["cached" + suffix]
             bound = _p50(floor) + rtt + NETWORK_SLACK_MS
             checks.append(
