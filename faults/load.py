@@ -12,6 +12,7 @@ never silently retried.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
@@ -67,7 +68,10 @@ def request(
     started = time.monotonic()
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
     try:
-        connection.request(method, path, body=data, headers=sent)
+        # A server that answers before it has read the whole body (a refused upload) and closes the
+        # connection makes the send fail; its answer is still on the socket. Read it, as urllib3 does.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.request(method, path, body=data, headers=sent)
         response = connection.getresponse()
         payload = response.read()
         status, content_type = response.status, response.getheader("Content-Type", "")

@@ -9,6 +9,10 @@ wrong content types.
 from __future__ import annotations
 
 import json
+import socket
+import threading
+
+from django.test import SimpleTestCase
 
 from faults.load import Reply, request
 from faults.tests.support import make_actor, make_actors
@@ -196,3 +200,38 @@ class BadInputTests(GunicornTestCase):
             with self.subTest(query=query):
                 reply = self.send("GET", f"{path}?{query}", self.staff.token)
                 self.assert_client_error(reply, allowed=(200, 400))
+
+
+class EarlyAnswerTests(SimpleTestCase):
+    """The fault clients read a server's answer that arrived before they had sent the whole body.
+
+    gunicorn refuses a body over the limit before reading it, answers, and closes the connection with
+    the body unread; the kernel then resets it, and the client's send fails while the answer waits on
+    its socket (seen once in CI under load as "no answer (BrokenPipeError)").
+    """
+
+    def test_an_answer_sent_before_the_body_was_read_is_read(self):
+        listener = socket.create_server(("127.0.0.1", 0))
+        answer = b'{"detail": "too big"}'
+
+        def serve() -> None:
+            for _ in range(3):
+                sock, _ = listener.accept()
+                with sock:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += sock.recv(65536)
+                    sock.sendall(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
+                        + answer
+                    )  # and close, 16 MB unread
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        with listener:
+            port = listener.getsockname()[1]
+            for _ in range(3):
+                reply = request(f"http://127.0.0.1:{port}", "POST", "/api/images", raw=b"x" * (16 * MB))
+                self.assertEqual((reply.status, reply.body, reply.error), (400, {"detail": "too big"}, ""))
+        server.join(5)
