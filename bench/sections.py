@@ -121,17 +121,17 @@ def network(results: dict, slack_ms: float) -> list[str]:
         floor, cached = row["floor"], row["cached"]
         if _p50(floor) and _cpu_float(floor):
             loaded.append(
-                f"{row['label']} {_p50(cached) / _p50(floor):.2f}x the floor's p50 for "
-                f"{_cpu_float(cached) / _cpu_float(floor):.2f}x its app CPU per request, plus "
-                f"{_cpu_ms(cached, 'relay')} ms of the relay's"
+                f"beside {row['label']}, floor p50 {_ms(_p50(floor))} ms and cached {_ms(_p50(cached))} ms for "
+                f"{_cpu_float(cached) / _cpu_float(floor):.2f}x the floor's app CPU per request (plus "
+                f"{_cpu_ms(cached, 'relay')} ms of the relay's)"
             )
     if loaded:
         out += [
             "The target (*Targets*) is the 1-client rows: what one round trip to a Redis "
-            f"{net['delay_ms']:g} ms away adds to a request. With {clients} clients on this machine's CPUs "
-            "a p50 is mostly the wait for a CPU behind the requests queued ahead, so cached over floor there "
-            "is set by the CPU each hit adds (the server's, and here the relay's, which shares the same "
-            f"CPUs), not by Redis's distance: {'; '.join(loaded)}.",
+            f"{net['delay_ms']:g} ms away adds to a request. With {clients} clients on this machine's CPUs a "
+            "p50 is mostly the wait for a CPU behind the requests queued ahead: it follows the CPU each request "
+            "costs (the server's, and here the relay's, which shares the same CPUs) and the machine's other "
+            f"load from one round to the next, not Redis's distance: {'; '.join(loaded)}.",
             "",
         ]
     return out
