@@ -71,15 +71,20 @@ _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis na
 _request = threading.local()
 
 
-class _Sent(NamedTuple):
+class _Sent:
     """``send_ahead``'s command, whose answer is still in flight."""
 
-    app: str
-    client: Any
-    sent: Sent
-    fixed: list[str]
-    templated: list[str]
-    start: int
+    __slots__ = ("app", "client", "fixed", "read", "sent", "start", "templated")
+
+    def __init__(self, app: str, client: Any, sent: Sent, fixed: list[str], templated: list[str], start: int) -> None:
+        self.app, self.client, self.sent, self.start = app, client, sent, start
+        self.fixed, self.templated = fixed, templated
+        self.read = False  # its answer has been read (or tried): the connection is back in the pool
+
+    def drop(self) -> None:
+        """Its answer will never be read: close the connection (whatever comes on it is lost) and return it."""
+        self.sent.connection.disconnect()
+        self.sent.pool.release(self.sent.connection)
 
 
 UNAVAILABLE = "unavailable"  # send_ahead found Redis unavailable: the request's reads find out alone
@@ -90,8 +95,7 @@ def _reset(**kwargs: Any) -> None:
     stale = getattr(_request, "sent", None)
     _request.sent = None
     if isinstance(stale, _Sent):  # never received nor discarded: its connection may hold an answer
-        stale.sent.connection.disconnect()
-        stale.sent.pool.release(stale.sent.connection)
+        stale.drop()
 
 
 request_started.connect(_reset, dispatch_uid="techbirdsfly.cache.readahead.start")
@@ -213,6 +217,8 @@ def receive() -> bool:
     try:
         answers = call(sent.app, _receive, sent)
     except CacheUnavailable:
+        if not sent.read:  # skipped before reading (the breaker opened, the budget ran out meanwhile)
+            sent.drop()
         return True
     _request.answers = answers
     _request.start = sent.start
@@ -220,6 +226,7 @@ def receive() -> bool:
 
 
 def _receive(sent: _Sent) -> dict[str, bytes | None]:
+    sent.read = True  # from here on, receive_answer returns the connection to the pool, or drops it
     try:
         reply = receive_answer(sent.sent)
     except NoScriptError:  # EVALSHA on a Redis that has not seen the script yet: EVAL loads it

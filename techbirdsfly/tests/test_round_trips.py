@@ -9,6 +9,7 @@ from auth_app.tests.factories import make_user
 from bench.probes import count_round_trips
 from billing_app.models import Account
 from image_app.models import Image
+from techbirdsfly.cache import reset_breakers
 from techbirdsfly.testing import CacheTestCase, test_redis
 
 
@@ -125,6 +126,37 @@ class SentEarlyTests(CacheTestCase):
             me = self.client_.get("/api/auth/me")
         self.assertEqual((me.json()["fromCache"], me.json()["data"]["email"]), (True, "early@example.com"))
         self.assertEqual(trips[0], 1)
+
+    def test_an_answer_skipped_by_the_breaker_or_the_budget_does_not_hold_its_connection(self):
+        # Between the send and the authentication, the breaker may open (another thread saw Redis
+        # fail) or the request's budget run out: the answer is then never read, and its connection
+        # must not stay out of the pool, nor go back to it with that answer unread.
+        from techbirdsfly.cache import calls, readahead
+
+        def open_breaker() -> None:
+            calls.breaker_for("auth").failure(RuntimeError("a failure seen by another thread"))
+
+        def spend_budget() -> None:
+            calls._request.spent = 10.0
+
+        original = readahead.receive
+        for cut in (open_breaker, spend_budget):
+            with self.subTest(cut.__name__):
+
+                def receive(cut=cut) -> bool:
+                    cut()
+                    return original()
+
+                readahead.receive = receive
+                try:
+                    answer = self.client_.get(self.summary)
+                finally:
+                    readahead.receive = original
+                self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, False))
+                self.assert_pools_idle_and_clean()
+                reset_breakers()
+                me = self.client_.get("/api/auth/me")
+                self.assertEqual((me.json()["fromCache"], me.json()["data"]["email"]), (True, "early@example.com"))
 
     def test_a_script_redis_forgot_is_loaded_again(self):
         self.redis.script_flush()
