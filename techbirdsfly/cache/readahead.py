@@ -106,8 +106,9 @@ def _keys(entry: Entry) -> tuple[str, ...]:
     return entry_keys(cache_for(kind_of(entry.kind).app), entry.key, entry.scope)
 
 
-def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[str], list[str]] | None:
-    """The app whose Redis is read, the keys to read, and the keys to read for the token's user."""
+def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[str], list[str], int] | None:
+    """The app whose Redis is read, the keys to read, the keys to read for the token's user, and the
+    connect count before reading (journal.trusted)."""
     first = user_from or (entries[0] if entries else None)
     if first is None:
         return None
@@ -124,7 +125,7 @@ def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[
             templated += keys
         else:
             fixed += keys
-    return app, fixed, templated if user_from else []
+    return app, fixed, templated if user_from else [], ConnectEpoch.connects
 
 
 def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> None:
@@ -138,8 +139,7 @@ def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> N
     plan = _plan(entries, user_from)
     if plan is None:
         return
-    app, fixed, templated = plan
-    start = ConnectEpoch.connects
+    app, fixed, templated, start = plan
     try:
         answers = call(app, _read, cache_for(app), fixed, templated)
     except CacheUnavailable:
@@ -151,15 +151,26 @@ def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> N
 def _read(cache: Any, fixed: list[str], templated: list[str]) -> dict[str, bytes | None]:
     client = cache.client.get_client(write=False)  # inside the call: on a cluster it connects
     if not templated or cluster.is_cluster(client):  # a cluster reads the user's entries later, alone
-        return dict(zip(fixed, cluster.mget(client, fixed), strict=True))
+        return _answers(fixed, [], cluster.mget(client, fixed))
     try:
-        reply = read(client, "EVALSHA", _SCRIPT_SHA, len(fixed), *fixed, 1, *templated)
+        reply = read(client, *_command(fixed, templated))
     except NoScriptError:  # a Redis that has not seen it yet (a restart, a failover): EVAL loads it
-        reply = read(client, "EVAL", _SCRIPT, len(fixed), *fixed, 1, *templated)
-    return _answers(fixed, reply)
+        reply = read(client, *_command(fixed, templated, by_sha=False))
+    return _answers(fixed, templated, reply)
 
 
-def _answers(fixed: list[str], reply: Any) -> dict[str, bytes | None]:
+def _command(fixed: list[str], templated: list[str], *, by_sha: bool = True) -> tuple[Any, ...]:
+    """MGET of ``fixed``; with ``templated``, the script that also reads those for the token's user."""
+    if not templated:
+        return ("MGET", *fixed)
+    script = ("EVALSHA", _SCRIPT_SHA) if by_sha else ("EVAL", _SCRIPT)
+    return (*script, len(fixed), *fixed, 1, *templated)
+
+
+def _answers(fixed: list[str], templated: list[str], reply: Any) -> dict[str, bytes | None]:
+    """Key -> value, from the answer to ``_command(fixed, templated)``."""
+    if not templated:
+        return dict(zip(fixed, reply, strict=True))
     values, user_keys, user_values = reply
     answers = dict(zip(fixed, values, strict=True))
     answers.update(zip((key.decode() for key in user_keys), user_values, strict=True))
@@ -186,8 +197,7 @@ def send_ahead(entries: Sequence[Entry], *, user_from: Entry) -> None:
     plan = _plan(entries, user_from)
     if plan is None:
         return
-    app, fixed, templated = plan
-    start = ConnectEpoch.connects
+    app, fixed, templated, start = plan
     try:
         client, sent = call(app, _send, cache_for(app), fixed, templated)
     except CacheUnavailable:
@@ -201,9 +211,7 @@ def _send(cache: Any, fixed: list[str], templated: list[str]) -> tuple[Any, Sent
     client = cache.client.get_client(write=False)
     if cluster.is_cluster(client):
         return client, None
-    if templated:
-        return client, send(client, "EVALSHA", _SCRIPT_SHA, len(fixed), *fixed, 1, *templated)
-    return client, send(client, "MGET", *fixed)
+    return client, send(client, *_command(fixed, templated))
 
 
 def receive() -> bool:
@@ -230,10 +238,8 @@ def _receive(sent: _Sent) -> dict[str, bytes | None]:
     try:
         reply = receive_answer(sent.sent)
     except NoScriptError:  # EVALSHA on a Redis that has not seen the script yet: EVAL loads it
-        reply = read(sent.client, "EVAL", _SCRIPT, len(sent.fixed), *sent.fixed, 1, *sent.templated)
-    if not sent.templated:
-        return dict(zip(sent.fixed, reply, strict=True))
-    return _answers(sent.fixed, reply)
+        reply = read(sent.client, *_command(sent.fixed, sent.templated, by_sha=False))
+    return _answers(sent.fixed, sent.templated, reply)
 
 
 def discard() -> None:
