@@ -61,7 +61,7 @@ def view_entries(urlconf: str, path: str) -> tuple[Callable[..., Any], dict[str,
     """The ``cache_entries`` of the view ``path`` resolves to, with the URL's arguments; None: none.
 
     Remembered by path (URLs of other ids are other paths): Django resolves the URL again for the
-    view, and this resolution would otherwise cost as much (about 30 µs here).
+    view, and this resolution would otherwise cost as much again (12-16 µs here, against 0.1 remembered).
     """
     try:
         match = resolve(path, urlconf)
