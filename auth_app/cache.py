@@ -80,7 +80,10 @@ def _user_saved(sender, instance: User, **kwargs) -> None:
 
 @receiver(pre_delete, sender=User)
 def _user_deleted(sender, instance: User, **kwargs) -> None:
-    # pre_delete: the user's tokens are still there to be found.
+    # pre_delete, inside the deletion's transaction: the user's tokens are still there to be found.
+    # The user row is locked before the cascade deletes the tokens: the lock order of every path that
+    # takes both (services.token_pair_issue), so a refresh beside the deletion cannot deadlock it.
+    list(User._base_manager.select_for_update(of=("self",)).filter(pk=instance.pk).values_list("pk"))
     invalidate_users([instance.pk])
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.hashers import acheck_password, check_password
 from django.contrib.auth.models import PermissionsMixin
@@ -15,18 +16,28 @@ from .emails import normalize_email
 class UserQuerySet(models.QuerySet):
     def update(self, **kwargs):
         # QuerySet.update sends no signals; cached profiles and token records must still go stale.
+        # The users' rows are updated (so locked) before their tokens are listed and revoked: the
+        # lock order of every path that takes both (services.token_pair_issue), and no token can be
+        # issued between the listing and the commit.
         from .cache import invalidate_users
 
         ids = list(self.values_list("pk", flat=True))
         updated = super().update(**kwargs)
-        invalidate_users(ids)
         if "password" in kwargs:
             # A password set in bulk is still a password change: the old tokens must die.
             from .services import user_tokens_revoke
 
             for user_id in ids:
                 user_tokens_revoke(user_id=user_id)
+        invalidate_users(ids)
         return updated
+
+    def password_rehash(self, *, verified: str, rehashed: str) -> bool:
+        """Replace the hash ``verified`` by ``rehashed`` unless the password changed since (compare-and-set).
+
+        Not a password change: nothing is revoked, so it must never write over a newer password.
+        """
+        return models.QuerySet.update(self.filter(password=verified), password=rehashed) == 1
 
     def bulk_create(self, objs, *args, **kwargs):
         # bulk_create skips save(), which is where the normalized email is filled (seed_demo uses it).
@@ -74,6 +85,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
+    class Meta:
+        # Django's own code and any ``User._base_manager.update(...)`` go through UserQuerySet too, so
+        # no write path skips the revocation and invalidation in UserQuerySet.update.
+        base_manager_name = "objects"
+
     def __str__(self) -> str:
         return self.email
 
@@ -86,22 +102,28 @@ class User(AbstractBaseUser, PermissionsMixin):
             raise ValidationError({"email": "A user with this email already exists."})
 
     def check_password(self, raw_password: str) -> bool:
-        # Same as Django's, except the rehash on a hasher upgrade is marked as not a change, so that
-        # save() does not revoke the tokens of a user whose password only got a stronger hash.
+        # Same as Django's, except that the rehash on a hasher upgrade is a compare-and-set on the hash
+        # just verified: a password set meanwhile (a reset beside this login) is never overwritten by
+        # a new hash of the old one, and the rehash revokes nothing, as it changes no password.
+        verified = self.password
+
         def setter(raw: str) -> None:
             self.set_password(raw)
             self._password = None
-            self._rehashing = True
-            self.save(update_fields=["password"])
+            if not User._base_manager.filter(pk=self.pk).password_rehash(verified=verified, rehashed=self.password):
+                self.password = verified  # what was checked; token_pair_issue refuses it as stale
 
         return check_password(raw_password, self.password, setter)
 
     async def acheck_password(self, raw_password: str) -> bool:
+        verified = self.password
+
         async def setter(raw: str) -> None:
             self.set_password(raw)
             self._password = None
-            self._rehashing = True
-            await self.asave(update_fields=["password"])
+            rows = User._base_manager.filter(pk=self.pk)
+            if not await sync_to_async(rows.password_rehash)(verified=verified, rehashed=self.password):
+                self.password = verified
 
         return await acheck_password(raw_password, self.password, setter)
 
@@ -110,8 +132,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.email_normalized = normalize_email(self.email)
         if update_fields is not None and "email" in update_fields:
             kwargs["update_fields"] = {*update_fields, "email_normalized"}
-        rehashing, self._rehashing = getattr(self, "_rehashing", False), False
-        if self._state.adding or rehashing or (update_fields is not None and "password" not in update_fields):
+        if self._state.adding or (update_fields is not None and "password" not in update_fields):
             super().save(*args, **kwargs)
             return
         # One transaction: the new hash and the revocation commit together, so there is no moment
@@ -128,7 +149,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         """The hash in the database now; locking the row orders two concurrent password changes."""
         rows = User._base_manager.filter(pk=self.pk)
         if lock:
-            rows = rows.select_for_update()
+            rows = rows.select_for_update(of=("self",))
         return rows.values_list("password", flat=True).first()
 
 

@@ -44,27 +44,51 @@ def user_register(*, email: str, password: str, name: str = "") -> User:
         raise EmailTaken(email) from None
 
 
-def token_pair_issue(*, user: User, family: uuid.UUID | None = None) -> TokenPair:
-    now = timezone.now()
-    family = family or uuid.uuid4()
-    pair = uuid.uuid4()
-    access, refresh = new_token(), new_token()
-    issued = {
-        AuthToken.Kind.ACCESS: (access, settings.ACCESS_TOKEN_TTL),
-        AuthToken.Kind.REFRESH: (refresh, settings.REFRESH_TOKEN_TTL),
-    }
-    AuthToken.objects.bulk_create(
-        AuthToken(
-            kind=kind,
-            token_hash=token_hash(raw),
-            user=user,
-            family=family,
-            pair=pair,
-            created_at=now,
-            expires_at=now + timedelta(seconds=lifetime),
+class CredentialsChanged(AuthenticationFailed):
+    """The password was changed, or the user deactivated, between the check and the issue."""
+
+    default_detail = "Invalid email or password."
+
+
+def token_pair_issue(*, user: User, family: uuid.UUID | None = None, password_hash: str | None = None) -> TokenPair:
+    """Issue an access and a refresh token, under the user's row lock.
+
+    Every path that changes a user updates its row first, which holds the same lock until it commits,
+    and lists the user's tokens afterwards (User.save, UserQuerySet.update). So a token is issued
+    either before a change takes the lock (and the change revokes or invalidates it) or after the
+    change committed, against the row as it is then: ``password_hash``, the hash the caller verified,
+    must still be the stored one, and the user still active. Raises CredentialsChanged otherwise.
+    The user row, then its tokens: the one lock order of every path that takes both.
+    """
+    with transaction.atomic():
+        stored = (
+            User._base_manager.select_for_update(of=("self",))
+            .filter(pk=user.pk)
+            .values_list("password", "is_active")
+            .first()
         )
-        for kind, (raw, lifetime) in issued.items()
-    )
+        if stored is None or not stored[1] or (password_hash is not None and stored[0] != password_hash):
+            raise CredentialsChanged
+        now = timezone.now()
+        family = family or uuid.uuid4()
+        pair = uuid.uuid4()
+        access, refresh = new_token(), new_token()
+        issued = {
+            AuthToken.Kind.ACCESS: (access, settings.ACCESS_TOKEN_TTL),
+            AuthToken.Kind.REFRESH: (refresh, settings.REFRESH_TOKEN_TTL),
+        }
+        AuthToken.objects.bulk_create(
+            AuthToken(
+                kind=kind,
+                token_hash=token_hash(raw),
+                user=user,
+                family=family,
+                pair=pair,
+                created_at=now,
+                expires_at=now + timedelta(seconds=lifetime),
+            )
+            for kind, (raw, lifetime) in issued.items()
+        )
     return TokenPair(access, refresh, settings.ACCESS_TOKEN_TTL)
 
 
@@ -98,7 +122,8 @@ def user_login(*, email: str, password: str, address: str | None) -> TokenPair:
         raise _throttled(exc) from None
     if user is None:
         raise AuthenticationFailed("Invalid email or password.")
-    return token_pair_issue(user=user)
+    # The hash just verified: a password changed since is refused, not issued tokens for.
+    return token_pair_issue(user=user, password_hash=user.password)
 
 
 def password_change(*, user_id: int, current_password: str, new_password: str, address: str | None) -> TokenPair:
@@ -121,9 +146,11 @@ def password_change(*, user_id: int, current_password: str, new_password: str, a
     except DjangoValidationError as exc:
         raise ValidationError({"newPassword": list(exc.messages)}) from None
     with transaction.atomic():
+        if checked._stored_password(lock=True) != checked.password:  # changed since it was checked
+            raise ValidationError({"currentPassword": ["The current password is not correct."]})
         checked.set_password(new_password)
         checked.save()  # User.save revokes every earlier token in this transaction
-        return token_pair_issue(user=checked)
+        return token_pair_issue(user=checked, password_hash=checked.password)
 
 
 # --- refresh, logout, revocation -------------------------------------------------------------
@@ -148,18 +175,21 @@ def user_tokens_revoke(*, user_id: int) -> None:
 
 
 def token_refresh(*, refresh_token: str) -> TokenPair:
-    """Spend a refresh token for a new pair. A spent one revokes its whole family (reuse detection)."""
+    """Spend a refresh token for a new pair. A spent one revokes its whole family (reuse detection).
+
+    The user row is locked before the token row, the lock order of a password change (User.save), so
+    a refresh beside one waits for it instead of deadlocking it, and then finds its token revoked.
+    """
+    digest = token_hash(refresh_token)
+    tokens = AuthToken.objects.filter(token_hash=digest, kind=AuthToken.Kind.REFRESH)
     with transaction.atomic():
-        token = (
-            AuthToken.objects.select_for_update()
-            .select_related("user")
-            .filter(token_hash=token_hash(refresh_token), kind=AuthToken.Kind.REFRESH)
-            .first()
-        )
+        user_id = tokens.values_list("user_id", flat=True).first()
+        user = User._base_manager.select_for_update(of=("self",)).filter(pk=user_id).first() if user_id else None
+        token = tokens.select_for_update(of=("self",)).first() if user else None
         if token is None:
             raise AuthenticationFailed("Invalid refresh token.")
         # Presenting a spent or revoked refresh token revokes its whole family either way; the
-        # message only tells which it was (issue 16: logout's victims were told "already used").
+        # message only tells which it was (logout's victims used to be told "already used").
         refused = None
         if token.used_at:
             refused = "Refresh token already used; this login has been revoked."
@@ -169,11 +199,11 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
         if refused:
             token_family_revoke(family=token.family)
         else:
-            if token.expires_at <= timezone.now() or not token.user.is_active:
+            if token.expires_at <= timezone.now() or not user.is_active:
                 raise AuthenticationFailed("Refresh token expired.")
             token.used_at = timezone.now()
             token.save(update_fields=["used_at"])
-            pair = token_pair_issue(user=token.user, family=token.family)
+            pair = token_pair_issue(user=user, family=token.family)
     if refused:  # raised outside the block so that the revocation commits
         raise AuthenticationFailed(refused)
     return pair

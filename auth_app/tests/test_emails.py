@@ -7,6 +7,7 @@ import threading
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import QuerySet
 from django.test import Client
 
 from auth_app.emails import normalize_email
@@ -115,8 +116,9 @@ class RacingRegistrationTests(LiveTestCase):
 
 class MigrationTests(LiveTestCase):
     def test_colliding_accounts_stop_the_migration_naming_them(self):
-        # Rows as they were before 0003: emails that collide once normalized, the column not yet right.
-        User._base_manager.bulk_create(
+        # Rows as they were before 0003: emails that collide once normalized, the column not yet right
+        # (a plain QuerySet: UserQuerySet.bulk_create would fill the column).
+        QuerySet(User).bulk_create(
             [
                 User(email="sam@example.com", email_normalized="legacy-1", password="!"),
                 User(email=f"{LONG_S}am@example.com", email_normalized="legacy-2", password="!"),
