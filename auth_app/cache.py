@@ -2,7 +2,10 @@
 
 Token records are keyed by the SHA-256 of the token, never the token. Each record has its own
 scope, so revoking a token makes its record stale at once; a user's profile and all the user's
-live token records (which carry email and staff flag) go stale whenever the user changes.
+live token records (which carry email and staff flag) go stale whenever the user changes. A token
+record also carries the journal number of its user's scope when it was computed, and is refused once
+the journal knows a newer one (selectors.token_validate): so a change to a user is one journal row,
+however many logins the user has, and the records are made stale in Redis without rows of their own.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
     live_tokens = AuthToken.objects.filter(
         user_id__in=user_ids, kind=AuthToken.Kind.ACCESS, expires_at__gt=timezone.now()
     ).values_list("token_hash", flat=True)
-    invalidate(APP, *(user_scope(uid) for uid in user_ids), *(token_key(h) for h in live_tokens))
+    invalidate(APP, *(user_scope(uid) for uid in user_ids), covered=[token_key(h) for h in live_tokens])
 
 
 @receiver(post_save, sender=User)

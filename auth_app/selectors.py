@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import TypedDict
 
 from django.utils import timezone
 
-from techbirdsfly.cache import Cached, get_or_compute
+from techbirdsfly.cache import Cached, clock, get_or_compute, journal
 
 from . import cache
 from .models import AuthToken, User
@@ -24,9 +23,13 @@ class TokenRecord(TypedDict):
     exp: int  # epoch seconds
     family: str
     pair: str
+    # The journal's newest number for the user's scope that the record includes: a newer one (a
+    # password change, a deactivation, a demotion) makes the record stale (see _current).
+    userGeneration: int
 
 
 def _token_record(digest: str) -> TokenRecord | None:
+    known = journal.notes()  # before the user is read
     token = (
         AuthToken.objects.select_related("user")
         .filter(token_hash=digest, kind=AuthToken.Kind.ACCESS, revoked_at__isnull=True)
@@ -43,11 +46,19 @@ def _token_record(digest: str) -> TokenRecord | None:
         exp=int(token.expires_at.timestamp()),
         family=str(token.family),
         pair=str(token.pair),
+        userGeneration=journal.floor_as_of(cache.APP, cache.user_scope(user.pk), known),
     )
 
 
 def _seconds_left(record: TokenRecord | None) -> int:
-    return record["exp"] - int(time.time()) if record else 0
+    return record["exp"] - int(clock.now()) if record else 0
+
+
+def _current(record: TokenRecord | None) -> bool:
+    """Not older than the newest change to its user that this process knows (the journal)."""
+    if record is None:
+        return True
+    return record.get("userGeneration", -1) >= journal.floor(cache.APP, cache.user_scope(record["userId"]))
 
 
 def token_validate(*, raw_token: str, digest: str | None = None) -> Cached[TokenRecord | None]:
@@ -57,8 +68,10 @@ def token_validate(*, raw_token: str, digest: str | None = None) -> Cached[Token
     """
     digest = digest or token_hash(raw_token)
     key = cache.token_key(digest)
-    result = get_or_compute(cache.TOKEN, key, lambda: _token_record(digest), scope=key, ttl_of=_seconds_left)
-    if result.value is not None and result.value["exp"] <= time.time():
+    result = get_or_compute(
+        cache.TOKEN, key, lambda: _token_record(digest), scope=key, ttl_of=_seconds_left, fresh=_current
+    )
+    if result.value is not None and result.value["exp"] <= clock.now():
         return Cached(None, result.from_cache)
     return result
 

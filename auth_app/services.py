@@ -156,22 +156,26 @@ def password_change(*, user_id: int, current_password: str, new_password: str, a
 # --- refresh, logout, revocation -------------------------------------------------------------
 
 
-def _revoke(tokens, reason: str) -> None:
-    """Revoke the given AuthToken queryset and make their cached records stale."""
+def _revoke(tokens, reason: str) -> list[str]:
+    """Revoke the given AuthToken queryset; the hashes of its access tokens that were still live."""
     now = timezone.now()
-    access = list(tokens.filter(kind=AuthToken.Kind.ACCESS).values_list("token_hash", flat=True))
-    tokens.filter(revoked_at__isnull=True).update(revoked_at=now, revoked_reason=reason)
-    cache.invalidate_tokens(access)
+    live = tokens.filter(revoked_at__isnull=True)
+    access = list(live.filter(kind=AuthToken.Kind.ACCESS, expires_at__gt=now).values_list("token_hash", flat=True))
+    live.update(revoked_at=now, revoked_reason=reason)
+    return access
 
 
 def token_family_revoke(*, family: uuid.UUID) -> None:
-    _revoke(AuthToken.objects.filter(family=family), AuthToken.Revoked.REUSE)
+    cache.invalidate_tokens(_revoke(AuthToken.objects.filter(family=family), AuthToken.Revoked.REUSE))
 
 
 def user_tokens_revoke(*, user_id: int) -> None:
-    """Revoke every live token of the user, all login families: what a password change does (User.save)."""
-    live = AuthToken.objects.filter(user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now())
-    _revoke(live, AuthToken.Revoked.PASSWORD)
+    """Revoke every live token of the user, all login families: what a password change does (User.save).
+
+    Their cached records are made stale by the change itself (auth_app.cache.invalidate_users, one
+    journal row for the user), which every caller makes in the same transaction.
+    """
+    _revoke(AuthToken.objects.filter(user_id=user_id, expires_at__gt=timezone.now()), AuthToken.Revoked.PASSWORD)
 
 
 def token_refresh(*, refresh_token: str) -> TokenPair:
@@ -212,4 +216,4 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
 def token_logout(*, pair: uuid.UUID) -> None:
     """Kill the access token presented and the refresh token issued with it."""
     with transaction.atomic():
-        _revoke(AuthToken.objects.filter(pair=pair), AuthToken.Revoked.LOGOUT)
+        cache.invalidate_tokens(_revoke(AuthToken.objects.filter(pair=pair), AuthToken.Revoked.LOGOUT))

@@ -55,7 +55,7 @@ def bench_writes(n: int) -> dict[str, float]:
         with transaction.atomic():
             User.objects.filter(pk=user.pk).update(name=f"bench {i}")
             generations._mark_being_written("billing", [scope])
-            transaction.on_commit(lambda: cache.set(f"{scope}:gen", generations.new_generation(0), timeout=60))
+            transaction.on_commit(lambda: cache.set(f"{scope}:gen", generations.new_generation(0, ""), timeout=60))
 
     rounds: dict[str, list[float]] = {"journal": [], "redis_only": []}
     for r in range(10):

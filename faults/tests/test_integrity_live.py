@@ -294,7 +294,7 @@ class JournalFirstLoadTests(LiveTestCase):
         def writer() -> None:  # a write whose transaction is still open when the process starts
             try:
                 with transaction.atomic():
-                    taken["id"] = journal.record("billing", ["billing:account:901"])[0]
+                    taken["id"] = journal.record("billing", ["billing:account:901"])[0][0]
                     held.set()
                     release.wait(10)
             finally:
@@ -305,7 +305,7 @@ class JournalFirstLoadTests(LiveTestCase):
         self.addCleanup(thread.join, 10)
         self.addCleanup(release.set)
         self.assertTrue(held.wait(10))
-        later = journal.record("billing", ["billing:account:902"])[0]  # another write, committed first
+        later = journal.record("billing", ["billing:account:902"])[0][0]  # another write, committed first
         self.assertGreater(later, taken["id"])
 
         journal.reset()  # a process that starts now (a new gunicorn worker) ...

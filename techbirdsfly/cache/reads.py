@@ -23,10 +23,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import cluster, fills, journal, readahead, stats
+from . import clock, cluster, fills, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
-from .generations import WRITING, claim, entry_keys, number_of
+from .generations import WRITING, claim, entry_keys, is_current
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -47,11 +47,11 @@ class Slot:
     """One cache entry of one app: its key, its scope's generation key, and the ways to fill it."""
 
     __slots__ = (
-        "app", "cache", "distrusted", "floor", "full_key", "gen_key", "generation", "key", "keys", "policy",
-        "raw_generation", "scope",
+        "app", "cache", "distrusted", "floor", "fresh", "full_key", "gen_key", "generation", "history", "key",
+        "keys", "policy", "raw_generation", "scope",
     )  # fmt: skip
 
-    def __init__(self, policy: Kind, key: str, scope: str | None) -> None:
+    def __init__(self, policy: Kind, key: str, scope: str | None, fresh: Callable[[Any], bool] | None = None) -> None:
         self.policy = policy
         self.app = policy.app
         self.cache = cache_for(policy.app)
@@ -63,6 +63,8 @@ class Slot:
         self.raw_generation: bytes | None = None  # the generation key as read, signed
         self.generation: str | None = None
         self.floor = 0  # the journal's newest number for the scope, when read
+        self.history = ""  # the journal's history, when read
+        self.fresh = fresh  # the caller's own check of a cached value (get_or_compute's ``fresh``)
         self.distrusted = False  # the journal could not be checked (database unavailable)
 
     def read(self) -> dict[str, Any] | None:
@@ -90,17 +92,20 @@ class Slot:
             self.raw_generation = raws[1]
             self.generation = self._decode(raws[1])
             self.floor = journal.floor(self.app, self.scope)  # type: ignore[arg-type]
+            self.history = journal.history()
             if self.being_written:
                 return None
         entry = self._decode(raws[0])
         if not isinstance(entry, dict) or entry.get("k") != self.full_key or "v" not in entry:
             return None
-        if not entry.get("x", 0) > time.time():
+        if not entry.get("x", 0) > clock.now():
             return None  # past its signed expiry: Redis was told to keep it longer (PERSIST, a restore)
         if self.gen_key:
             generation = entry.get("g")
-            if generation != self.generation or (number_of(generation) or 0) < self.floor:
+            if generation != self.generation or not is_current(generation, self.floor, self.history):
                 return None
+        if self.fresh is not None and not self.fresh(entry["v"]):
+            return None
         return entry
 
     def _decode(self, raw: bytes | None) -> Any:
@@ -154,13 +159,14 @@ class Slot:
         if timeout <= 0:
             return result
         generation = self.generation
-        if self.gen_key and (generation is None or (number_of(generation) or 0) < self.floor):
-            # No generation yet, or one from before the journal's newest row (Redis lost it): start
-            # the next one, unless a write changed the key while we computed.
-            generation = claim(self.app, self.gen_key, self.raw_generation, self.floor)
+        if self.gen_key and not is_current(generation, self.floor, self.history):
+            # No generation yet, or one from before the journal's newest row or of an earlier history
+            # (Redis lost it, or the database rewound): start the next one, unless a write changed the
+            # key while we computed.
+            generation = claim(self.app, self.gen_key, self.raw_generation, self.floor, self.history)
             if generation is None:
                 return result
-        entry = {"k": self.full_key, "v": result, "g": generation, "x": time.time() + timeout, "d": round(delta, 6)}
+        entry = {"k": self.full_key, "v": result, "g": generation, "x": clock.now() + timeout, "d": round(delta, 6)}
         try:
             payload = self.cache.client._serializer.dumps(entry)
             call(self.app, lambda: self.cache.client.get_client(write=True).set(self.full_key, payload, ex=timeout))
@@ -178,13 +184,15 @@ def get_or_compute[T](
     *,
     scope: str | None = None,
     ttl_of: Callable[[T], int] | None = None,
+    fresh: Callable[[T], bool] | None = None,
 ) -> Cached[T]:
     """Return the cached value of ``key`` or compute, cache and return it.
 
     ``kind`` names a row of the TTL table (policy.KINDS); ``ttl_of(value)`` may shorten that TTL
     for one value, never lengthen it (0 or less: not cached). ``scope`` ties the entry to a
-    generation that ``invalidate`` bumps. ``compute`` must return JSON-ready data
-    (dicts, lists, str, int, float, bool, None).
+    generation that ``invalidate`` bumps. ``fresh(value)``, when given, may refuse a cached value
+    that every other check accepted: it is then a miss, computed and stored again. ``compute`` must
+    return JSON-ready data (dicts, lists, str, int, float, bool, None).
 
     On a miss only one caller (across all processes) computes; the others wait for its result
     (single flight). Shortly before an entry expires, one caller refreshes it while the others are
@@ -192,7 +200,7 @@ def get_or_compute[T](
     """
     policy = kind_of(kind)
     journal.follower.ensure_running()
-    slot = Slot(policy, key, scope)
+    slot = Slot(policy, key, scope, fresh)
     try:
         entry = slot.read()
     except CacheUnavailable:
@@ -235,4 +243,4 @@ def _refresh_early(entry: dict[str, Any]) -> bool:
     scaled by how long the value took to compute, so one caller recomputes before all would."""
     delta = entry.get("d") or 0.0
     expires = entry.get("x") or 0.0
-    return delta > 0 and time.time() - delta * EARLY_REFRESH_BETA * math.log(1.0 - random.random()) >= expires
+    return delta > 0 and clock.now() - delta * EARLY_REFRESH_BETA * math.log(1.0 - random.random()) >= expires

@@ -431,18 +431,24 @@ class JournalTests(CacheTestCase):
         # The reader moved Redis's generation on, so the new entry is a hit.
         self.assertEqual(get_or_compute("billing.summary", "billing:summary:12", dict, scope=scope).from_cache, True)
 
-    def test_ids_committed_out_of_order_are_not_missed(self):
-        journal.catch_up()
-        first = CacheJournal.objects.create(app="billing", scope="billing:account:13")
-        second = CacheJournal.objects.create(app="billing", scope="billing:account:14")
-        # A catch-up that saw only the later row (the earlier one's transaction had not committed):
-        with journal._index.lock:
-            journal._index.note([(second.pk, "billing", "billing:account:14")], time.monotonic())
-            journal._track_gaps([(second.pk, "billing", "billing:account:14")], time.monotonic())
-        self.assertIn(first.pk, journal._index.gaps)
-        self.assertTrue(journal.catch_up())
-        self.assertEqual(journal.floor("billing", "billing:account:13"), first.pk)
-        self.assertNotIn(first.pk, journal._index.gaps)
+    def test_junk_of_another_type_at_a_generation_key_is_replaced(self):
+        # A Redis writer's list at the scope's generation key: the next fill replaces it, and so
+        # does the next invalidation, so caching resumes by itself.
+        gen = "BillingService_billing:account:9:gen"
+        self.redis.rpush(gen, "junk")
+        compute = lambda: {"v": 1}  # noqa: E731
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:9", compute, scope="billing:account:9"),
+            ({"v": 1}, False),
+        )
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:9", compute, scope="billing:account:9"), ({"v": 1}, True)
+        )
+        self.redis.delete(gen)
+        self.redis.rpush(gen, "junk")
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", "billing:account:9")
+        self.assertEqual(self.redis.type(gen), b"string")
 
     def test_rows_older_than_the_longest_ttl_are_pruned(self):
         old = CacheJournal.objects.create(app="billing", scope="billing:account:15")
