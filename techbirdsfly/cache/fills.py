@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import LockError
 
-from . import cluster
+from . import cluster, replies
 from .calls import CacheUnavailable, call
 
 FILL_LOCK_TTL = 0.4
@@ -96,7 +96,7 @@ def try_lock(app: str, cache: Any, key: str, read: Sequence[str]) -> tuple[Any |
         pipe.set(lock.name, token, nx=True, px=ttl_ms)
         pipe.mget(read)
         acquired, values = pipe.execute()
-        return lock, bool(acquired), values
+        return lock, bool(acquired), replies.values(values, len(read))
 
     try:
         lock, acquired, values = call(app, acquire_and_read)
