@@ -7,11 +7,14 @@ aliases are pointed at. In every case the answer comes from the database, at onc
 
 from __future__ import annotations
 
+import time
+
 from django.test import override_settings
 from prometheus_client import REGISTRY
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from auth_app.tests.factories import make_token, make_user
-from techbirdsfly.cache import reset_breakers
+from techbirdsfly.cache import calls, get_or_compute, reset_breakers
 from techbirdsfly.cache.calls import breaker_for
 from techbirdsfly.testing import CacheTestCase, caches_at
 from techbirdsfly.tests.fake_redis import OK, Error, FakeRedis, nils, resp
@@ -85,3 +88,52 @@ class MalformedReplyTests(CacheTestCase):
                 self.assertGreater(
                     REGISTRY.get_sample_value("techbirdsfly_cache_errors_total", {"app": "auth"}), errors
                 )
+
+
+class HalfOpenProbeTests(CacheTestCase):
+    """Whatever the breaker's probe ends in, the breaker leaves half-open, and caching resumes by itself."""
+
+    @override_settings(CACHE_BREAKER_COOLDOWN=0.05, CACHE_REQUEST_BUDGET=0.1)
+    def test_a_probe_that_runs_out_of_its_requests_time_is_not_the_last(self) -> None:
+        stalled = {"MGET": True}
+
+        def answer(command: list[bytes]) -> bytes | None:
+            if command[0].upper() == b"MGET":
+                return None if stalled["MGET"] else nils(command)  # the connect's INFO is answered
+            return OK
+
+        fake = FakeRedis(answer)
+        self.addCleanup(fake.close)
+        compute = lambda: {"ok": 1}  # noqa: E731
+        with override_settings(CACHES=caches_at(fake.url)):
+            breaker = breaker_for("admin")
+            get_or_compute("admin.dashboard", "admin:dashboard", compute)  # times out: the breaker opens
+            self.assertTrue(breaker.is_open)
+            time.sleep(0.06)  # the cooldown
+            # The probe, inside a request: INFO answered, then the MGET stalls past the request's budget.
+            calls._start_budget()
+            try:
+                probes = len(fake.commands)
+                self.assertEqual(get_or_compute("admin.dashboard", "admin:dashboard", compute).from_cache, False)
+                self.assertIn([b"INFO", b"server", b"replication"], fake.commands[probes:])
+                self.assertGreaterEqual(calls.request_cache_seconds(), 0.09)  # it ran out of time on Redis
+            finally:
+                calls._end_budget()
+            self.assertTrue(breaker.is_open)
+            stalled["MGET"] = False  # Redis answers again
+            time.sleep(0.06)
+            get_or_compute("admin.dashboard", "admin:dashboard", compute)
+            self.assertFalse(breaker.is_open, "a new probe was let through and closed the breaker")
+
+    @override_settings(CACHE_BREAKER_COOLDOWN=0.0)
+    def test_a_probe_that_ends_in_an_error_of_no_kind_the_breaker_knows_is_not_the_last(self) -> None:
+        breaker = breaker_for("admin")
+        breaker.failure(RedisTimeoutError("down"))
+
+        def bug() -> None:
+            raise KeyError("not Redis's doing")
+
+        with self.assertRaises(KeyError):
+            calls.call("admin", bug)  # the probe
+        self.assertTrue(breaker.is_open)
+        self.assertTrue(breaker.allow(), "the next caller may probe")
