@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from auth_app.tests.factories import make_token, make_user
-from techbirdsfly.cache import calls, get_or_compute, reset_breakers
-from techbirdsfly.cache.calls import breaker_for
+from auth_app.tokens import token_hash
+from techbirdsfly.cache import calls, fills, get_or_compute, reset_breakers
+from techbirdsfly.cache.calls import breaker_for, cache_for
 from techbirdsfly.testing import CacheTestCase, caches_at
 from techbirdsfly.tests.fake_redis import OK, Error, FakeRedis, nils, resp
 
@@ -31,6 +33,75 @@ def cache_errors(app: str) -> float:
 def cache_wait_ms(response) -> float:
     """What the layer measured the request waiting on Redis (Server-Timing: cache;dur=<ms>)."""
     return float(response["Server-Timing"].partition("dur=")[2])
+
+
+class JunkKeysTests(CacheTestCase):
+    """Whoever can write the app's keys: a wrong type or a lock that is not the app's is a miss."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = make_user()
+        self.token = make_token(self.user)
+        self.token_key = f"AuthService_auth:token:{token_hash(self.token)}"
+        self.profile_key = f"AuthService_auth:profile:{self.user.pk}"
+        self.junk = [
+            f"{self.token_key}:gen",  # the token record's scope: a list
+            f"AuthService_auth:user:{self.user.pk}:gen",  # the profile's scope: a list
+            f"{self.token_key}:lock",  # a lock with no owner and no TTL
+            f"{self.profile_key}:lock",  # a lock of another type
+            self.profile_key,  # an entry of another type
+        ]
+
+    def plant(self) -> None:
+        self.redis.rpush(self.junk[0], "junk")
+        self.redis.rpush(self.junk[1], "junk")
+        self.redis.set(self.junk[2], "1")
+        self.redis.rpush(self.junk[3], "junk")
+        self.redis.hset(self.junk[4], "v", "junk")
+
+    @override_settings(CACHE_FILL_WAIT=1.0)
+    def test_junk_at_every_key_of_a_request_costs_it_no_wait(self) -> None:
+        self.plant()
+        self.api.bearer(self.token)
+        for _ in range(3):
+            polls = fill_polls("auth")
+            response = self.api.get("/api/auth/me")
+            self.assertEqual(response.status_code, 200)
+            self.assertEqual((response.json()["fromCache"], response.json()["data"]["id"]), (False, self.user.pk))
+            # One look at each of the two locks (the token's, the profile's): neither is a lease of the
+            # app's, so neither is waited for. Trusted, they were polled until CACHE_FILL_WAIT.
+            self.assertLessEqual(fill_polls("auth") - polls, 2)
+            self.assertLessEqual(cache_wait_ms(response), 1000 * settings.CACHE_REQUEST_BUDGET)
+        # The junk is still there (the app does not clean what it cannot read), and once it is gone
+        # caching resumes by itself.
+        self.assertEqual(self.redis.type(self.junk[0]), b"list")
+        self.redis.delete(*self.junk)
+        self.assertIs(self.api.get("/api/auth/me").json()["fromCache"], False)
+        self.assertIs(self.api.get("/api/auth/me").json()["fromCache"], True)
+
+    def test_only_a_live_lease_the_app_signed_for_that_very_key_is_waited_for(self) -> None:
+        cache = cache_for("admin")
+        name = "AdminService_admin:dashboard:lock"
+        live = fills._lease(cache, name)
+        self.assertTrue(fills.held(cache, name, live))
+        ended = cache.client._serializer.dumps({"k": name, "x": time.time() - 0.01, "n": "00"})
+        for raw in (None, b"1", b"junk-with-no-ttl", live[:-2] + b"0}", ended, fills._lease(cache, name + "x")):
+            with self.subTest(raw=raw):
+                self.assertFalse(fills.held(cache, name, raw))
+
+    @override_settings(CACHE_FILL_WAIT=1.0)
+    def test_a_lease_copied_back_after_its_holder_let_go_holds_no_one_past_its_end(self) -> None:
+        lock, _ = fills.try_lock("admin", cache_for("admin"), "admin:dashboard", ["AdminService_admin:dashboard"])
+        name = "AdminService_admin:dashboard:lock"
+        lease = self.redis.get(name)
+        fills.unlock("admin", lock)
+        self.redis.set(name, lease)  # put back, with no TTL
+        ends = cache_for("admin").client._serializer.loads(lease)["x"]
+        time.sleep(max(ends - time.time(), 0) + 0.01)
+        polls = fill_polls("admin")
+        result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
+        self.assertEqual(result, ({"ok": 1}, False))
+        self.assertEqual(fill_polls("admin") - polls, 1)
 
 
 # Each answer no Redis gives, to the command it is given for; every other command is answered as by a
