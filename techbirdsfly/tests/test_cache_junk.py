@@ -7,6 +7,7 @@ aliases are pointed at. In every case the answer comes from the database, at onc
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -14,8 +15,9 @@ from django.test import override_settings
 from prometheus_client import REGISTRY
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from auth_app.tests.factories import make_token, make_user
-from auth_app.tokens import token_hash
+from auth_app.models import LoginFailure
+from auth_app.tests.factories import PASSWORD, make_token, make_user
+from auth_app.tokens import email_hash, token_hash
 from techbirdsfly.cache import calls, fills, get_or_compute, reset_breakers
 from techbirdsfly.cache.calls import breaker_for, cache_for
 from techbirdsfly.testing import CacheTestCase, caches_at
@@ -102,6 +104,29 @@ class JunkKeysTests(CacheTestCase):
         result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
         self.assertEqual(result, ({"ok": 1}, False))
         self.assertEqual(fill_polls("admin") - polls, 1)
+
+    def test_text_or_a_list_at_the_login_counters_still_counts_every_failure(self) -> None:
+        # Counted in the database instead, as while Redis is down: never "no limit", never a 500.
+        email = "counted@example.com"
+        make_user(email=email)
+        counters = [
+            f"AuthService_auth:login-failures:{email_hash(email)}",
+            f"AuthService_auth:address-failures:{hashlib.sha256(b'127.0.0.1').hexdigest()}",
+        ]
+        for junk in (b"junk", b"-1000000", None):
+            with self.subTest(junk=junk):
+                self.redis.delete(*counters)
+                LoginFailure.objects.all().delete()
+                for key in counters:
+                    if junk is None:
+                        self.redis.rpush(key, "junk")
+                    else:
+                        self.redis.set(key, junk)
+                for _ in range(10):
+                    response = self.api.post("/api/auth/login", {"email": email, "password": "wrong"})
+                    self.assertEqual(response.status_code, 401)
+                response = self.api.post("/api/auth/login", {"email": email, "password": PASSWORD})
+                self.assertEqual(response.status_code, 429)
 
 
 # Each answer no Redis gives, to the command it is given for; every other command is answered as by a
