@@ -104,7 +104,8 @@ class _Leases:
                     self._wake.clear()
             for app, cache, lock, mutex in held:
                 with mutex:
-                    if self._held.get(id(lock), (None, None, None))[2] is not lock:
+                    current = self._held.get(id(lock))
+                    if current is None or current[2] is not lock:
                         continue  # released meanwhile
                     # A Redis gone: the lock expires by itself, and the holder's store fails anyway.
                     with contextlib.suppress(CacheUnavailable):

@@ -8,6 +8,7 @@ aliases are pointed at. In every case the answer comes from the database, at onc
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 
 from django.conf import settings
@@ -127,6 +128,40 @@ class JunkKeysTests(CacheTestCase):
                     self.assertEqual(response.status_code, 401)
                 response = self.api.post("/api/auth/login", {"email": email, "password": PASSWORD})
                 self.assertEqual(response.status_code, 429)
+
+
+class LeaseRenewalTests(CacheTestCase):
+    """A renewal writes a new lease value; a release racing it must use the value Redis now holds."""
+
+    def test_a_release_racing_a_renewal_waits_for_it_and_frees_the_lock(self) -> None:
+        name = "AdminService_admin:dashboard:lock"
+        lock, _ = fills.try_lock("admin", cache_for("admin"), "admin:dashboard", ["AdminService_admin:dashboard"])
+        renewed, go = threading.Event(), threading.Event()
+
+        class HeldAfterRenewal:
+            """The lock's client: the renewal's script runs, then its thread waits before it goes on."""
+
+            def __init__(self, client) -> None:
+                self.client = client
+
+            def __getattr__(self, attribute: str):
+                return getattr(self.client, attribute)
+
+            def eval(self, *args):
+                done = self.client.eval(*args)  # Redis holds the new lease; the holder's token is the old one
+                renewed.set()
+                go.wait(5)
+                return done
+
+        lock.redis = HeldAfterRenewal(lock.redis)
+        self.assertTrue(renewed.wait(5), "the renewing thread renewed the lease")
+        releaser = threading.Thread(target=fills.unlock, args=("admin", lock))
+        releaser.start()
+        releaser.join(0.2)
+        self.assertTrue(releaser.is_alive(), "the release waits for the renewal in flight")
+        go.set()
+        releaser.join(5)
+        self.assertFalse(self.redis.exists(name), "released with the renewed lease, not left to expire")
 
 
 # Each answer no Redis gives, to the command it is given for; every other command is answered as by a
