@@ -175,6 +175,8 @@ def _answers(fixed: list[str], templated: list[str], reply: Any) -> dict[str, by
     answers = dict(zip(fixed, replies.values(values, len(fixed)), strict=True))
     if user_keys:  # the script found the token's user: one key read per template
         names = replies.values(user_keys, len(templated))
+        if None in names:
+            raise replies.MalformedReply("the script read a key it did not name")
         try:
             answers.update(zip((name.decode() for name in names), replies.values(user_values, len(names)), strict=True))
         except UnicodeDecodeError as exc:

@@ -193,6 +193,9 @@ MALFORMED = {
     "the read-ahead script answered with an integer": _script_answering(resp(7)),
     "the read-ahead script answered with two parts of three": _script_answering(resp([[None, None], []])),
     "the read-ahead script answered with too few values": _script_answering(resp([[None], [], []])),
+    "the read-ahead script answered with a nil key": _script_answering(
+        resp([[None, None], [None, b"AuthService_auth:user:1:gen"], [None, None]])
+    ),
     "the read-ahead script answered with keys and no values": _script_answering(
         resp([[None, None], [b"AuthService_auth:profile:1", b"AuthService_auth:user:1:gen"], []])
     ),
