@@ -7,8 +7,9 @@ The outage is logged once when it starts and once when it ends, not once per req
 
 A probe always ends half-open: in ``success``, in ``failure``, or in ``inconclusive`` when it ended
 without telling either (its request ran out of time on a Redis that answered the connect and then
-stalled, or an error that is not Redis's). A probe that ended in none of them left ``_probing`` set,
-and no caller was ever allowed to probe again: the process never cached again until restarted.
+stalled, or an error that is not Redis's). A probe that ended in none of them would leave
+``_probing`` set for good: no caller would probe again, and the process would not cache again until
+restarted.
 """
 
 from __future__ import annotations

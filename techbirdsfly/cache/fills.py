@@ -9,10 +9,10 @@ wait CACHE_FILL_WAIT (5 s) (found by faults/tests/test_redis_faults.py).
 A lock is waited for only if this app granted it (``held``): its value is signed like a cache entry
 (serializers.py) and names its own key and the end of its lease, written anew at every renewal.
 Anyone who can write the app's keys can put something at ``<key>:lock``: a string with no TTL, a
-list, a lease copied from another key or kept past its end. Waiting on whatever existed there made
-every request for the key wait CACHE_FILL_WAIT, for as long as it stayed; such a lock is now no
-peer at all, and the waiter computes from the database at once. A lease copied back after its
-holder let it go is waited for at most until its signed end, FILL_LOCK_TTL after its last renewal.
+list, a lease copied from another key or kept past its end. Waiting on whatever exists there would
+hold every request for the key CACHE_FILL_WAIT, for as long as it stays; such a lock is no peer at
+all, and the waiter computes from the database at once. A lease copied back after its holder let it
+go is waited for at most until its signed end, FILL_LOCK_TTL after its last renewal.
 """
 
 from __future__ import annotations

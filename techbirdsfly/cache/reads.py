@@ -124,7 +124,7 @@ class Slot:
         value is one that is not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB),
         its compute failed, or its lease ran out (it died, or its store was lost), and nothing will
         come. Waiting out CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s
-        (found by faults/tests/test_fill_waits.py); so did anything a Redis writer put at the lock.
+        (found by faults/tests/test_fill_waits.py); a lock a Redis writer planted would do the same.
         """
         lock_key = self.cache.make_key(f"{self.key}:lock")
         # The entry, its generation and the lock in one MGET: a peer stores its entry before it
