@@ -16,7 +16,8 @@ from django.test import TransactionTestCase
 
 from faults.load import request
 from faults.tests.support import make_actors
-from techbirdsfly.cache import get_or_compute, reset_breakers
+from techbirdsfly.cache import fills, get_or_compute, reset_breakers
+from techbirdsfly.cache.calls import cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
 from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
 
@@ -88,7 +89,8 @@ class FillLeaseTests(CacheTestCase):
 
     def test_an_orphaned_fill_lock_holds_no_one_up(self):
         # What a holder that died, or lost its store, leaves: a lease nobody renews.
-        self.redis.set("AdminService_admin:dashboard:lock", "lost-holder", px=int(FILL_LOCK_TTL * 1000))
+        lease = fills._lease(cache_for("admin"), "AdminService_admin:dashboard:lock")
+        self.redis.set("AdminService_admin:dashboard:lock", lease, px=int(FILL_LOCK_TTL * 1000))
         results, latencies = self.read_concurrently(lambda: {"ok": 1})
         self.assertEqual([r.value for r in results], [{"ok": 1}] * 8)
         self.assertLess(max(latencies), FILL_LOCK_TTL + 0.15)

@@ -5,6 +5,7 @@
 - generations.py: ``invalidate`` and the generations that make entries stale;
 - journal.py: every invalidation as a database row, checked by every process;
 - calls.py: the breaker and the request's Redis budget around every call;
+- replies.py: the shape of what Redis answered, checked (a malformed reply is Redis unavailable);
 - fills.py: the fill locks (leases) of single flight;
 - counters.py, ops.py: window counters; listing, counting and clearing one app's keys.
 """

@@ -4,6 +4,12 @@ Socket timeouts bound one call; the breaker bounds a request: after one failure,
 skipped for ``cooldown`` seconds instead of each paying the timeout again. After the cooldown a
 single caller probes Redis (half-open); its success closes the breaker and caching resumes.
 The outage is logged once when it starts and once when it ends, not once per request.
+
+A probe always ends half-open: in ``success``, in ``failure``, or in ``inconclusive`` when it ended
+without telling either (its request ran out of time on a Redis that answered the connect and then
+stalled, or an error that is not Redis's). A probe that ended in none of them would leave
+``_probing`` set for good: no caller would probe again, and the process would not cache again until
+restarted.
 """
 
 from __future__ import annotations
@@ -64,6 +70,16 @@ class CircuitBreaker:
                 exc,
                 self._cooldown(),
             )
+
+    def inconclusive(self) -> None:
+        """A call ended without showing whether Redis works: if it was the probe, wait out another
+        cooldown and let the next caller probe again; a closed breaker stays closed."""
+        if not self._open:
+            return
+        with self._lock:
+            if self._open and self._probing:
+                self._probing = False
+                self._opened_at = time.monotonic()
 
     def reset(self) -> None:
         with self._lock:

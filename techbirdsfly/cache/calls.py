@@ -185,11 +185,16 @@ def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..
         stats.error(app).inc()
         if meter.capped and _timed_out(exc):
             # This request's budget ran out while Redis was answering: it goes on without Redis, but
-            # nothing says Redis is down for the other requests, so the breaker stays as it is. (The
-            # call is charged its whole cap below: nothing is left of the budget.)
+            # nothing says Redis is down for the other requests, so a closed breaker stays closed; a
+            # probe that ran out proved nothing either way, and another is tried after the cooldown.
+            # (The call is charged its whole cap below: nothing is left of the budget.)
+            breaker.inconclusive()
             raise CacheUnavailable("this request's time on Redis ran out") from exc
         breaker.failure(exc)
         raise CacheUnavailable(str(exc)) from exc
+    except BaseException:
+        breaker.inconclusive()  # not Redis's doing (a bug, an interrupt): the probe, if this was it, ends
+        raise
     breaker.success()
     return result
 

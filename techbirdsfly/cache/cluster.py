@@ -40,6 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from . import replies
 from .connection import ConnectEpoch, read, server_identity
 
 SLOTS = 16384
@@ -172,8 +173,12 @@ def is_cluster(client: Any) -> bool:
 
 
 def mget(client: Any, keys: Sequence[str]) -> list[bytes | None]:
-    """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring)."""
-    return client.mget_nonatomic(keys) if is_cluster(client) else read(client, "MGET", *keys)
+    """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring).
+
+    Raises MalformedReply when the answer is not one value (or nil) per key.
+    """
+    reply = client.mget_nonatomic(keys) if is_cluster(client) else read(client, "MGET", *keys)
+    return replies.values(reply, len(keys))
 
 
 def primaries(client: RedisCluster) -> list[ClusterNode]:

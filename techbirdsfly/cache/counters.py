@@ -7,7 +7,10 @@ request's Redis budget (``unbudgeted``): a skipped count would be a free try.
 from __future__ import annotations
 
 import contextlib
+import re
+from typing import Any
 
+from . import replies
 from .calls import CacheUnavailable, cache_for, call, kind_of, unbudgeted
 
 
@@ -24,13 +27,16 @@ def window_increment(kind: str, key: str) -> int | None:
         pipe = cache.client.get_client(write=True).pipeline(transaction=False)
         pipe.incr(full_key)
         pipe.expire(full_key, policy.ttl, nx=True)
-        return int(pipe.execute()[0])
+        return replies.integer(pipe.execute()[0])
 
     try:
         with unbudgeted():
-            return call(policy.app, incr)
-    except CacheUnavailable:
+            count = call(policy.app, incr)
+    except CacheUnavailable:  # down, or the key holds what INCR refuses (a Redis writer's list or text)
         return None
+    # Below 1 after an increment: not a count of ours (a Redis writer's negative number); the caller
+    # counts in the database instead, so no value planted here can lift a limit.
+    return count if count >= 1 else None
 
 
 # Never creates the key: a DECR after the window expired would leave a -1 without a TTL.
@@ -55,15 +61,31 @@ def window_read(kind: str, key: str) -> tuple[int, int] | None:
     cache = cache_for(policy.app)
     full_key = cache.make_key(key)
 
-    def read() -> tuple[int, int]:
+    def read() -> tuple[Any, int]:
         pipe = cache.client.get_client(write=False).pipeline(transaction=False)
         pipe.get(full_key)
         pipe.ttl(full_key)
         value, ttl = pipe.execute()
-        return (int(value) if value is not None else 0), max(int(ttl), 0)
+        return value, max(replies.integer(ttl), 0)
 
     try:
         with unbudgeted():
-            return call(policy.app, read)
-    except CacheUnavailable:
+            value, ttl = call(policy.app, read)
+    except CacheUnavailable:  # down, or the key is not a string (a Redis writer's list): WRONGTYPE
         return None
+    count = _count(value)
+    return None if count is None else (count, ttl)
+
+
+def _count(value: Any) -> int | None:
+    """A counter's value as read; None when it is not a count this layer could have left (a Redis
+    writer's text): like Redis unavailable, the caller then counts in the database."""
+    if value is None:
+        return 0
+    if type(value) is not bytes or not _COUNT.fullmatch(value):
+        return None
+    # Below 0 only briefly (a decrement that outlived its window meets the next one's increment).
+    return max(int(value), 0)
+
+
+_COUNT = re.compile(rb"-?[0-9]{1,18}")

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.signals import request_finished, request_started
 from redis.exceptions import NoScriptError
 
-from . import cluster
+from . import cluster, replies
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch, Sent, read, send
 from .connection import receive as receive_answer
@@ -168,12 +168,19 @@ def _command(fixed: list[str], templated: list[str], *, by_sha: bool = True) -> 
 
 
 def _answers(fixed: list[str], templated: list[str], reply: Any) -> dict[str, bytes | None]:
-    """Key -> value, from the answer to ``_command(fixed, templated)``."""
+    """Key -> value, from the answer to ``_command(fixed, templated)``; MalformedReply if it has another shape."""
     if not templated:
-        return dict(zip(fixed, reply, strict=True))
-    values, user_keys, user_values = reply
-    answers = dict(zip(fixed, values, strict=True))
-    answers.update(zip((key.decode() for key in user_keys), user_values, strict=True))
+        return dict(zip(fixed, replies.values(reply, len(fixed)), strict=True))
+    values, user_keys, user_values = replies.array(reply, 3)
+    answers = dict(zip(fixed, replies.values(values, len(fixed)), strict=True))
+    if user_keys:  # the script found the token's user: one key read per template
+        names = replies.values(user_keys, len(templated))
+        if None in names:
+            raise replies.MalformedReply("the script read a key it did not name")
+        try:
+            answers.update(zip((name.decode() for name in names), replies.values(user_values, len(names)), strict=True))
+        except UnicodeDecodeError as exc:
+            raise replies.MalformedReply("a key the script read is not text") from exc
     return answers
 
 

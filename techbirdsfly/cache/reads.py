@@ -125,26 +125,34 @@ class Slot:
     def wait_for_peer(self) -> dict[str, Any] | None:
         """Poll for the entry another caller is computing; None when it does not come in time.
 
-        Also None as soon as the peer's fill lock is gone without an entry: its value is one that is
-        not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB), its compute failed,
-        or its lease ran out (it died, or its store was lost), and nothing will come. Waiting out
-        CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s (found by
-        faults/tests/test_fill_waits.py).
+        Also None as soon as the fill lock holds no live lease of this app's (fills.held): the peer's
+        value is one that is not cached (TTL 0, such as an unknown id or a revoked token; over 1 MB),
+        its compute failed, or its lease ran out (it died, or its store was lost), and nothing will
+        come. Waiting out CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s
+        (found by faults/tests/test_fill_waits.py); a lock a Redis writer planted would do the same.
         """
+        lock_key = self.cache.make_key(f"{self.key}:lock")
+        # The entry, its generation and the lock in one MGET: a peer stores its entry before it
+        # unlocks, so a read that finds neither the entry nor the lock saw the peer give up.
+        keys = (*self.keys, lock_key)
         deadline = time.monotonic() + settings.CACHE_FILL_WAIT
         pause = 0.005
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+            stats.fill_poll(self.app).inc()
             try:
-                # The lock first: a peer stores its entry before it unlocks.
-                held = call(self.app, self.cache.has_key, f"{self.key}:lock")
-                entry = self.read()
+                start = ConnectEpoch.connects
+                raws = call(self.app, self._mget, keys)
             except CacheUnavailable:
                 return None
+            self.distrusted = not journal.trusted(start)
+            if self.distrusted:
+                return None
+            entry = self.accept(raws[:-1])
             if entry is not None:
                 return entry
-            if self.being_written or self.distrusted or not held:
+            if self.being_written or not fills.held(self.cache, lock_key, raws[-1]):
                 return None
         return None
 

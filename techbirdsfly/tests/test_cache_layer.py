@@ -20,13 +20,14 @@ from techbirdsfly.cache import (
     KINDS,
     cache_counts,
     clear_app,
+    fills,
     get_or_compute,
     invalidate,
     journal,
     reset_breakers,
     scan_keys,
 )
-from techbirdsfly.cache.calls import breaker_for
+from techbirdsfly.cache.calls import breaker_for, cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
 from techbirdsfly.cache.generations import WRITING_TTL
 from techbirdsfly.cache.policy import MAX_VALUE_BYTES
@@ -292,7 +293,8 @@ class StampedeTests(CacheTestCase):
     @override_settings(CACHE_FILL_WAIT=0.3)
     def test_a_dead_lock_holder_delays_but_never_blocks(self):
         # A holder that died leaves its lock; it expires by itself and waiters give up in time.
-        self.redis.set("AdminService_admin:dashboard:lock", "dead-holder", px=int(FILL_LOCK_TTL * 1000))
+        lease = fills._lease(cache_for("admin"), "AdminService_admin:dashboard:lock")
+        self.redis.set("AdminService_admin:dashboard:lock", lease, px=int(FILL_LOCK_TTL * 1000))
         self.assertGreater(self.redis.pttl("AdminService_admin:dashboard:lock"), 0)
         began = time.monotonic()
         result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
