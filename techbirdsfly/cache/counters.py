@@ -2,6 +2,12 @@
 
 They are not cache entries: nothing is computed from them, and they are not signed. They skip the
 request's Redis budget (``unbudgeted``): a skipped count would be a free try.
+
+Whoever can write to Redis can write anything to a counter. A value that is not a count this module
+could have written (not a non-negative integer, or without the window's expiry, or with a longer
+one) is never trusted: the next increment starts the window again from 1, and a read takes it for
+0. So a tampered counter is worth exactly what deleting it is worth, never less than 0 (a negative
+count would lift the throttle for as many tries) and never an error (``abc`` made INCR fail).
 """
 
 from __future__ import annotations
@@ -9,6 +15,21 @@ from __future__ import annotations
 import contextlib
 
 from .calls import CacheUnavailable, cache_for, call, kind_of, unbudgeted
+
+# A counter is valid when it holds at most 15 digits (exact in Lua's doubles) and expires within
+# the window; anything else is dropped and the window starts again.
+_INCREMENT = """
+local value = redis.call('get', KEYS[1])
+if value then
+    local ttl = redis.call('ttl', KEYS[1])
+    if not string.match(value, '^%d+$') or #value > 15 or ttl < 0 or ttl > tonumber(ARGV[1]) then
+        redis.call('del', KEYS[1])
+    end
+end
+local count = redis.call('incr', KEYS[1])
+redis.call('expire', KEYS[1], ARGV[1], 'NX')
+return count
+"""
 
 
 def window_increment(kind: str, key: str) -> int | None:
@@ -21,10 +42,7 @@ def window_increment(kind: str, key: str) -> int | None:
     full_key = cache.make_key(key)
 
     def incr() -> int:
-        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, policy.ttl, nx=True)
-        return int(pipe.execute()[0])
+        return int(cache.client.get_client(write=True).eval(_INCREMENT, 1, full_key, policy.ttl))
 
     try:
         with unbudgeted():
@@ -34,7 +52,14 @@ def window_increment(kind: str, key: str) -> int | None:
 
 
 # Never creates the key: a DECR after the window expired would leave a -1 without a TTL.
-_DECREMENT_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+# Nor decrements what is not a positive count: a tampered value is left for the next increment to drop.
+_DECREMENT_IF_EXISTS = """
+local value = redis.call('get', KEYS[1])
+if value and string.match(value, '^%d+$') and #value <= 15 and tonumber(value) > 0 then
+    return redis.call('decr', KEYS[1])
+end
+return 0
+"""
 
 
 def window_decrement(kind: str, key: str) -> None:
@@ -60,10 +85,17 @@ def window_read(kind: str, key: str) -> tuple[int, int] | None:
         pipe.get(full_key)
         pipe.ttl(full_key)
         value, ttl = pipe.execute()
-        return (int(value) if value is not None else 0), max(int(ttl), 0)
+        return _count(value, int(ttl), policy.ttl), max(int(ttl), 0)
 
     try:
         with unbudgeted():
             return call(policy.app, read)
     except CacheUnavailable:
         return None
+
+
+def _count(value: bytes | None, ttl: int, window: int) -> int:
+    """The stored count, or 0 for a missing or tampered one (what the next increment would drop)."""
+    if value is None or not value.isdigit() or len(value) > 15 or ttl < 0 or ttl > window:
+        return 0
+    return int(value)
