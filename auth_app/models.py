@@ -183,3 +183,17 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:8]}… at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Registration(models.Model):
+    """An account created from a client address: what the per-address limit on new accounts counts."""
+
+    # SHA-256 of techbirdsfly.client.limit_key(address): an IPv4 address or an IPv6 /64, never stored as such.
+    address_hash = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["address_hash", "at"], name="registration_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.address_hash[:8]}… at {self.at:%Y-%m-%d %H:%M:%S}"

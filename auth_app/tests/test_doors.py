@@ -81,6 +81,15 @@ class PerAddressLimitTests(CacheTestCase):
         )
         self.assertEqual(other.status_code, 200)
 
+    def test_an_ipv6_client_is_counted_per_64(self):
+        def login(i: int, address: str) -> int:
+            body = {"email": f"v6-{i}@example.com", "password": "x"}
+            return self.api.post("/api/auth/login", body, REMOTE_ADDR=address).status_code
+
+        statuses = [login(i, f"2001:db8:7:7::{i + 1:x}") for i in range(21)]  # a fresh address of the /64 each
+        self.assertEqual(statuses, [401] * 20 + [429])
+        self.assertEqual(login(99, "2001:db8:7:8::1"), 401)  # another /64
+
     def test_admin_failures_count_per_address_too(self):
         for i in range(20):
             self.client.post(ADMIN_LOGIN, {"username": f"n{i}@example.com", "password": "x"})
