@@ -24,7 +24,7 @@ def _ascii_label(label: str) -> str:
         return label
     try:
         return label.encode("idna").decode("ascii")
-    except UnicodeError:  # not a valid IDN label: kept as it is, a stranger never matches it anyway
+    except UnicodeError:  # not a valid IDN label (over 63 characters, say): compared as it is written
         return label
 
 

@@ -7,7 +7,7 @@ Whoever can write to Redis can write anything to a counter. A value that is not 
 could have written (not a non-negative integer, or without the window's expiry, or with a longer
 one) is never trusted: the next increment starts the window again from 1, and a read takes it for
 0. So a tampered counter is worth exactly what deleting it is worth, never less than 0 (a negative
-count would lift the throttle for as many tries) and never an error (``abc`` made INCR fail).
+count would lift the throttle for as many tries) and never an error (INCR refuses ``abc``).
 """
 
 from __future__ import annotations
