@@ -23,7 +23,7 @@ from techbirdsfly.testing import free_port
 from .infra_nodes import INFRA
 
 TEMPLATE = INFRA / "nginx" / "templates" / "default.conf.template"
-STREAM_TEMPLATE = INFRA / "nginx" / "stream_templates" / "front.conf.template"
+STREAM_TEMPLATE = INFRA / "nginx" / "templates" / "front.conf.stream-template"
 VARIABLE = re.compile(r"\$\{(TBF_\w+)\}")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 CONN_PER_ADDRESS = 64  # TBF_CONN_PER_ADDRESS in the compose files (test_infra_compose.py checks it)

@@ -141,10 +141,9 @@ class ComposeFileTests(SimpleTestCase):
             self.assertEqual(templates, INFRA / "nginx" / "templates")
             self.assertTrue((templates / "default.conf.template").is_file())
             template = (templates / "default.conf.template").read_text()
-            # The stream front (connections per address) the image renders into a stream {} block.
-            stream_templates = (INFRA / targets["/etc/nginx/stream_templates"]).resolve()
-            self.assertEqual(stream_templates, INFRA / "nginx" / "stream_templates")
-            template += (stream_templates / "front.conf.template").read_text()
+            # The stream front (connections per address), which the image renders into a stream {} block.
+            self.assertTrue((templates / "front.conf.stream-template").is_file())
+            template += (templates / "front.conf.stream-template").read_text()
             env = nginx["environment"]
             self.assertEqual(env["TBF_CONN_PER_ADDRESS"], str(CONN_PER_ADDRESS))  # what the tests run
             used = set(re.findall(r"\$\{(TBF_\w+)\}", template))
