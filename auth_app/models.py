@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from .emails import normalize_email
+from .emails import email_problem, normalize_email
 
 
 class UserQuerySet(models.QuerySet):
@@ -81,6 +81,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().clean()
         # ModelForms (the admin's add and change forms) check uniqueness only on their own fields;
         # without this a look-alike of an existing email would reach the database and answer 500.
+        if problem := email_problem(self.email):  # NFKC can lengthen it past what the columns hold
+            raise ValidationError({"email": problem})
         normalized = normalize_email(self.email)
         if User._base_manager.filter(email_normalized=normalized).exclude(pk=self.pk).exists():
             raise ValidationError({"email": "A user with this email already exists."})

@@ -170,6 +170,17 @@ class DomainAndLengthTests(CacheTestCase):
         login = self.api.post("/api/auth/login", {"email": email, "password": PASSWORD})
         self.assertEqual(login.status_code, 401)
 
+    def test_the_admin_add_form_refuses_an_email_too_long_once_normalized(self):
+        staff = make_user(email="boss@example.com", staff=True, is_superuser=True)
+        self.client.force_login(staff)
+        email = "a@" + "\ufdfa" * 60 + ".com"
+        response = self.client.post(
+            "/admin/auth_app/user/add/", {"email": email, "name": "", "password1": PASSWORD, "password2": PASSWORD}
+        )
+        self.assertEqual(response.status_code, 200)  # the form again, with the error
+        self.assertContains(response, "at most 254 characters once normalized")
+        self.assertEqual(User.objects.count(), 1)
+
     def test_the_migration_refills_idn_domains_and_stops_on_collisions(self):
         User._base_manager.bulk_create(  # the column as it was filled before domains were IDNA-encoded
             [
