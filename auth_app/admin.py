@@ -5,7 +5,9 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest, HttpResponse
 
-from .forms import ThrottledAdminAuthenticationForm
+from techbirdsfly.client import client_address
+
+from .forms import ThrottledAdminAuthenticationForm, ThrottledAdminPasswordChangeForm, request_address
 from .models import AuthToken, LoginFailure, User
 
 
@@ -36,12 +38,19 @@ class LoginFailureAdmin(admin.ModelAdmin):
     list_display = ("subject", "email_hash", "at")
 
 
-def _answering_429(login: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The admin login view, answering a throttled try as the API does: 429 with Retry-After (and the form)."""
+def _answering_429(admin_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An admin view with a password form, answering a throttled try as the API does: 429 with Retry-After.
 
-    @functools.wraps(login)
+    The form is shown again with its error; the form reads the client address from ``request_address``.
+    """
+
+    @functools.wraps(admin_view)
     def view(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        response = login(request, extra_context)
+        token = request_address.set(client_address(request))
+        try:
+            response = admin_view(request, extra_context)
+        finally:
+            request_address.reset(token)
         form = (getattr(response, "context_data", None) or {}).get("form")
         refused = getattr(form, "refused", None)
         if refused is not None:
@@ -56,3 +65,5 @@ def _answering_429(login: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 # same limits as the API, through the same backend (auth_app.backends).
 admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.login = _answering_429(admin.site.login)
+admin.site.password_change_form = ThrottledAdminPasswordChangeForm
+admin.site.password_change = _answering_429(admin.site.password_change)

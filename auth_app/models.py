@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from .emails import normalize_email
+from .emails import email_problem, normalize_email
 
 
 class UserQuerySet(models.QuerySet):
@@ -97,6 +97,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().clean()
         # ModelForms (the admin's add and change forms) check uniqueness only on their own fields;
         # without this a look-alike of an existing email would reach the database and answer 500.
+        if problem := email_problem(self.email):  # NFKC can lengthen it past what the columns hold
+            raise ValidationError({"email": problem})
         normalized = normalize_email(self.email)
         if User._base_manager.filter(email_normalized=normalized).exclude(pk=self.pk).exists():
             raise ValidationError({"email": "A user with this email already exists."})
@@ -204,3 +206,17 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:8]}… at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Registration(models.Model):
+    """An account created from a client address: what the per-address limit on new accounts counts."""
+
+    # SHA-256 of techbirdsfly.client.limit_key(address): an IPv4 address or an IPv6 /64, never stored as such.
+    address_hash = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["address_hash", "at"], name="registration_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.address_hash[:8]}… at {self.at:%Y-%m-%d %H:%M:%S}"

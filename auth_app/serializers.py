@@ -1,10 +1,18 @@
 from rest_framework import serializers
 
+from .emails import email_problem
+
 
 class RegisterSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+    def validate_email(self, value: str) -> str:
+        problem = email_problem(value)  # NFKC can lengthen what passed max_length many times over
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class UserSerializer(serializers.Serializer):

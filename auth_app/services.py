@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, Throttled, ValidationError
 
-from . import cache, throttle
+from . import cache, registrations, throttle
 from .emails import normalize_email
 from .models import AuthToken, User
 from .tokens import new_token, token_hash
@@ -31,15 +31,30 @@ class TokenPair:
     expires_in: int
 
 
-def user_register(*, email: str, password: str, name: str = "") -> User:
-    """Create a user; raise ValidationError for a weak password, EmailTaken for a used email."""
+def user_register(*, email: str, password: str, name: str = "", address: str | None = None) -> User:
+    """Create a user; raise ValidationError for a weak password, EmailTaken for a used email.
+
+    Raises RegistrationThrottled when ``address`` (the client's) created its allowance of accounts
+    this hour, and throttle.LoginBusy when the pool of password checks stays full: the new password
+    is hashed in the same bounded pool as a login's, so a registration flood cannot starve the server.
+    """
     email = User.objects.normalize_email(email.strip())
     validate_password(password, user=User(email=email, name=name))
     if User.objects.filter(email_normalized=normalize_email(email)).exists():
         raise EmailTaken(email)
+    if address:
+        registrations.registration_allowed(address=address)
+    user = User(email=email, name=name)
+    with throttle.password_check_slot():
+        user.set_password(password)
     try:
         with transaction.atomic():
-            return User.objects.create_user(email, password, name=name)
+            if address:
+                registrations.registration_allowed(address=address, lock=True)
+            user.save()
+            if address:
+                registrations.registration_record(address=address)
+            return user
     except IntegrityError:  # a concurrent registration of the same normalized email won the race
         raise EmailTaken(email) from None
 

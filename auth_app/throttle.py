@@ -2,7 +2,8 @@
 
 Two limits count failed logins within a 60 s window (API.md, "Settled details"): per normalized
 email (10, so every spelling of one address shares one allowance) and per client address (20, with
-the address from techbirdsfly.client, which believes X-Forwarded-For only from trusted proxies).
+the address from techbirdsfly.client, which believes X-Forwarded-For only from trusted proxies, and
+counts an IPv6 client by its /64).
 Counters live in Redis while it is up and in the database while it is not; a check adds both, so an
 outage neither opens the door nor forgets the failures made before it.
 
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from techbirdsfly.cache import window_decrement, window_increment, window_read
+from techbirdsfly.client import limit_key
 
 from . import cache
 from .models import LoginFailure
@@ -73,7 +75,7 @@ def _email_limit(email: str) -> _Limit:
 
 
 def _address_limit(address: str) -> _Limit:
-    digest = hashlib.sha256(address.encode()).hexdigest()
+    digest = hashlib.sha256(limit_key(address).encode()).hexdigest()
     return _Limit(
         LoginFailure.Subject.ADDRESS,
         digest,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,9 @@ from techbirdsfly.responses import cached_response
 
 from . import cache, serializers, services
 from .authentication import bearer_token
+from .registrations import RegistrationThrottled
 from .selectors import token_validate, user_profile
+from .throttle import LoginRefused
 
 
 class PublicView(APIView):
@@ -35,17 +37,24 @@ class PublicView(APIView):
 class RegisterView(PublicView):
     @extend_schema(
         request=serializers.RegisterSerializer,
-        responses={201: serializers.UserSerializer, 400: OpenApiResponse(), 409: OpenApiResponse()},
+        responses={
+            201: serializers.UserSerializer,
+            400: OpenApiResponse(),
+            409: OpenApiResponse(),
+            429: OpenApiResponse(description="REGISTRATION_ADDRESS_LIMIT new accounts from this address this hour."),
+        },
     )
     def post(self, request: Request) -> Response:
         body = serializers.RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            user = services.user_register(**body.validated_data)
+            user = services.user_register(**body.validated_data, address=client_address(request))
         except DjangoValidationError as exc:
             return Response({"password": list(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
         except services.EmailTaken:
             return Response({"email": ["A user with this email already exists."]}, status=status.HTTP_409_CONFLICT)
+        except (RegistrationThrottled, LoginRefused) as exc:
+            raise Throttled(wait=exc.retry_after, detail=exc.detail) from None
         return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

@@ -7,6 +7,8 @@ the account's scope once the transaction commits.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
@@ -30,8 +32,24 @@ class AlreadyPaid(APIException):
     default_code = "already_paid"
 
 
+class TooManyAccounts(APIException):
+    status_code = 409
+    default_code = "account_limit"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"You already have {limit} billing accounts, the most one user may have.")
+
+
 def account_create(*, owner: Viewer, name: str, plan: str, currency: str) -> Account:
-    return Account.objects.create(owner_id=owner.pk, name=name, plan=plan, currency=currency)
+    """Create an account for ``owner``; TooManyAccounts when they have BILLING_ACCOUNT_LIMIT already."""
+    with transaction.atomic():
+        # The owner's row lock makes their concurrent creations take turns, so two cannot both pass
+        # the count at limit - 1 (NO KEY: rows that merely reference the user are not held up).
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
+        limit = settings.BILLING_ACCOUNT_LIMIT
+        if Account.objects.filter(owner_id=owner.pk).count() >= limit:
+            raise TooManyAccounts(limit)
+        return Account.objects.create(owner_id=owner.pk, name=name, plan=plan, currency=currency)
 
 
 def _price(metric: str) -> Price:

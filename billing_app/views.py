@@ -23,7 +23,11 @@ BAD_REQUEST = OpenApiResponse(description="Invalid body; the answer names the fi
 class AccountCreateView(APIView):
     @extend_schema(
         request=serializers.AccountCreateSerializer,
-        responses={201: serializers.AccountSerializer, 400: BAD_REQUEST},
+        responses={
+            201: serializers.AccountSerializer,
+            400: BAD_REQUEST,
+            409: OpenApiResponse(description="The caller has BILLING_ACCOUNT_LIMIT accounts already."),
+        },
     )
     def post(self, request: Request) -> Response:
         body = serializers.AccountCreateSerializer(data=request.data)

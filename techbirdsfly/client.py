@@ -33,3 +33,20 @@ def client_address(request: HttpRequest) -> str:
         # A trusted proxy wrote something that is not an address (e.g. "unknown"): keep the peer
         # rather than key a limit on free text.
         return peer
+
+
+def limit_key(address: str) -> str:
+    """What a per-address limit counts against: an IPv4 address, or the /64 of an IPv6 one.
+
+    An IPv6 host is routinely given a whole /64 and can pick any of its 2^64 addresses, so a limit
+    per full IPv6 address would be no limit. An IPv4-mapped address is its IPv4 address.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)

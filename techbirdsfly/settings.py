@@ -261,6 +261,13 @@ LOGIN_CONCURRENCY_WAIT = env_float("LOGIN_CONCURRENCY_WAIT", 0.05)
 if LOGIN_CONCURRENCY < 1:
     raise SystemExit("LOGIN_CONCURRENCY must be 1 or more")
 
+# --- what one client may create -----------------------------------------------------------------
+# API.md: at most this many new accounts per client address (an IPv6 /64) per hour, then 429.
+REGISTRATION_ADDRESS_LIMIT = env_int("REGISTRATION_ADDRESS_LIMIT", 30)
+REGISTRATION_ADDRESS_WINDOW = 60 * 60
+# API.md: at most this many billing accounts per user; the next answers 409 (a state, not a rate).
+BILLING_ACCOUNT_LIMIT = env_int("BILLING_ACCOUNT_LIMIT", 50)
+
 # --- static files and media ------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -59,6 +59,51 @@ class AdminAndAPIShareTheEmailLimitTests(CacheTestCase):
         self.assertIn("_auth_user_id", self.client.session)
 
 
+ADMIN_PASSWORD_CHANGE = "/admin/password_change/"
+
+
+class AdminPasswordChangeFormTests(CacheTestCase):
+    """The admin's own password-change form: its old password is a guess, counted like a login."""
+
+    def setUp(self):
+        super().setUp()
+        self.boss = make_user(email="boss@example.com", staff=True, is_superuser=True)
+        self.client.force_login(self.boss)
+
+    def change(self, old: str, new: str = "a brand new passphrase 42", **extra):
+        body = {"old_password": old, "new_password1": new, "new_password2": new}
+        return self.client.post(ADMIN_PASSWORD_CHANGE, body, **extra)
+
+    def test_wrong_old_passwords_count_against_the_email_limit_of_every_door(self):
+        for _ in range(10):
+            response = self.change("wrong")
+            self.assertEqual(response.status_code, 200)  # the form again, with its error
+            self.assertContains(response, "old password was entered incorrectly")
+        refused = self.change(PASSWORD)
+        self.assertEqual(refused.status_code, 429)
+        self.assertTrue(1 <= int(refused["Retry-After"]) <= 60)
+        self.assertContains(refused, "Too many failed logins", status_code=429)
+        self.boss.refresh_from_db()
+        self.assertTrue(self.boss.check_password(PASSWORD))  # not changed
+        api = self.api.post("/api/auth/login", {"email": "boss@example.com", "password": PASSWORD})
+        self.assertEqual(api.status_code, 429)
+
+    def test_api_failures_refuse_the_admin_form(self):
+        for _ in range(10):
+            self.api.post("/api/auth/login", {"email": "BOSS@example.com", "password": "wrong"})
+        self.assertEqual(self.change(PASSWORD).status_code, 429)
+
+    def test_wrong_old_passwords_count_per_address(self):
+        for i in range(20):
+            self.api.post("/api/auth/login", {"email": f"n{i}@example.com", "password": "x"})
+        refused = self.change(PASSWORD)
+        self.assertEqual(refused.status_code, 429)
+        self.assertContains(refused, "address", status_code=429)
+        self.assertEqual(self.change(PASSWORD, REMOTE_ADDR="192.0.2.7").status_code, 302)  # changed
+        self.boss.refresh_from_db()
+        self.assertTrue(self.boss.check_password("a brand new passphrase 42"))
+
+
 class PerAddressLimitTests(CacheTestCase):
     def fail(self, n: int, **extra) -> list[int]:
         return [
@@ -80,6 +125,15 @@ class PerAddressLimitTests(CacheTestCase):
             "/api/auth/login", {"email": "ok@example.com", "password": PASSWORD}, REMOTE_ADDR="192.0.2.7"
         )
         self.assertEqual(other.status_code, 200)
+
+    def test_an_ipv6_client_is_counted_per_64(self):
+        def login(i: int, address: str) -> int:
+            body = {"email": f"v6-{i}@example.com", "password": "x"}
+            return self.api.post("/api/auth/login", body, REMOTE_ADDR=address).status_code
+
+        statuses = [login(i, f"2001:db8:7:7::{i + 1:x}") for i in range(21)]  # a fresh address of the /64 each
+        self.assertEqual(statuses, [401] * 20 + [429])
+        self.assertEqual(login(99, "2001:db8:7:8::1"), 401)  # another /64
 
     def test_admin_failures_count_per_address_too(self):
         for i in range(20):
@@ -160,3 +214,21 @@ class ConcurrencyCapTests(LiveTestCase):
         self.assertEqual([answer.status_code for answer in answers], [401, 401])
         # The refused try was not counted as a failure; the slots are free again.
         self.assertEqual(self.login(9).status_code, 401)
+
+    def test_the_admin_password_change_form_waits_for_the_same_pool(self):
+        with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+            boss = make_user(email="boss@example.com", staff=True, is_superuser=True)
+        admin = Client(REMOTE_ADDR="192.0.2.99")
+        admin.force_login(boss)
+        GATE.clear()
+        with ThreadPoolExecutor(2) as pool:
+            running = [pool.submit(self.login, i) for i in range(2)]
+            for _ in range(2):
+                self.assertTrue(ENTERED.acquire(timeout=10))  # both slots hold a check
+            new = "a brand new passphrase 42"
+            body = {"old_password": PASSWORD, "new_password1": new, "new_password2": new}
+            refused = admin.post("/admin/password_change/", body)
+            GATE.set()
+            self.assertEqual([future.result().status_code for future in running], [401, 401])
+        self.assertEqual(refused.status_code, 429)
+        self.assertEqual(refused["Retry-After"], "1")

@@ -138,3 +138,63 @@ class MigrationTests(LiveTestCase):
         # Nothing merged, renamed or filled.
         stored = sorted(User.objects.values_list("email_normalized", flat=True))
         self.assertEqual(stored, ["legacy-1", "legacy-2", "legacy-3", "legacy-4"])
+
+
+class DomainAndLengthTests(CacheTestCase):
+    def register(self, email: str, password: str = PASSWORD):
+        return self.api.post("/api/auth/register", {"email": email, "password": password})
+
+    def test_an_idn_domain_and_its_ascii_spelling_are_one_account(self):
+        self.assertEqual(normalize_email("x@exämple.test"), normalize_email("x@xn--exmple-cua.test"))
+        self.assertEqual(self.register("x@exämple.test").status_code, 201)
+        response = self.register("x@xn--exmple-cua.test")
+        self.assertEqual(response.status_code, 409)
+        self.assertEqual(self.register("X@EXÄMPLE.test").status_code, 409)
+        self.assertEqual(User.objects.count(), 1)
+        login = self.api.post("/api/auth/login", {"email": "x@xn--exmple-cua.test", "password": PASSWORD})
+        self.assertEqual(login.status_code, 200)
+
+    def test_both_spellings_of_a_domain_share_one_allowance_of_tries(self):
+        make_user(email="y@xn--exmple-cua.test")
+        for i in range(10):
+            email = ("y@exämple.test", "y@xn--exmple-cua.test")[i % 2]
+            self.assertEqual(self.api.post("/api/auth/login", {"email": email, "password": "x"}).status_code, 401)
+        refused = self.api.post("/api/auth/login", {"email": "y@exämple.test", "password": PASSWORD})
+        self.assertEqual(refused.status_code, 429)
+
+    def test_an_email_over_254_characters_once_normalized_is_400_naming_the_field(self):
+        email = "a@" + "\ufdfa" * 60 + ".com"  # 66 characters sent, 1,086 once NFKC-normalized
+        self.assertLessEqual(len(email), 254)
+        response = self.register(email)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("email", response.json())
+        self.assertEqual(User.objects.count(), 0)
+        login = self.api.post("/api/auth/login", {"email": email, "password": PASSWORD})
+        self.assertEqual(login.status_code, 401)
+
+    def test_the_admin_add_form_refuses_an_email_too_long_once_normalized(self):
+        staff = make_user(email="boss@example.com", staff=True, is_superuser=True)
+        self.client.force_login(staff)
+        email = "a@" + "\ufdfa" * 60 + ".com"
+        response = self.client.post(
+            "/admin/auth_app/user/add/", {"email": email, "name": "", "password1": PASSWORD, "password2": PASSWORD}
+        )
+        self.assertEqual(response.status_code, 200)  # the form again, with the error
+        self.assertContains(response, "at most 254 characters once normalized")
+        self.assertEqual(User.objects.count(), 1)
+
+    def test_the_migration_refills_idn_domains_and_stops_on_collisions(self):
+        User._base_manager.bulk_create(  # the column as it was filled before domains were IDNA-encoded
+            [
+                User(email="p@exämple.test", email_normalized="p@exämple.test", password="!"),
+                User(email="q@example.com", email_normalized="q@example.com", password="!"),
+            ]
+        )
+        apps = MigrationExecutor(connection).loader.project_state(("auth_app", "0005_token_revoked_reason")).apps
+        migration = importlib.import_module("auth_app.migrations.0006_email_normalized_idna")
+        migration.refill(apps, None)
+        self.assertTrue(User.objects.filter(email_normalized="p@xn--exmple-cua.test").exists())
+        User._base_manager.filter(email="p@exämple.test").update(email_normalized="legacy")
+        User._base_manager.create(email="p@xn--exmple-cua.test", email_normalized="other", password="!")
+        with self.assertRaisesMessage(RuntimeError, "'p@exämple.test'"):
+            migration.refill(apps, None)

@@ -109,3 +109,69 @@ class ThrottleWithoutRedisTests(CacheTestCase):
         LoginFailure.objects.update(at=timezone.now() - timedelta(seconds=61))
         response = self.api.post("/api/auth/login", {"email": "t@example.com", "password": PASSWORD})
         self.assertEqual(response.status_code, 200)
+
+
+class TamperedCounterTests(CacheTestCase):
+    """A Redis writer's values in the counters are never trusted: no 500, no lifted throttle."""
+
+    def setUp(self):
+        super().setUp()
+        make_user(email="t@example.com")
+
+    def login(self, password="wrong"):  # noqa: S107
+        return self.api.post("/api/auth/login", {"email": "t@example.com", "password": password})
+
+    def counter_keys(self) -> list[bytes]:
+        return list(self.redis.scan_iter("AuthService_auth:*-failures:*"))
+
+    def tamper(self, value, *, ttl: int | None = 60) -> None:
+        for key in self.counter_keys():
+            self.redis.set(key, value)
+            if ttl is not None:
+                self.redis.expire(key, ttl)
+
+    def test_a_negative_counter_does_not_lift_the_throttle(self):
+        self.login()
+        self.tamper(-(10**9))
+        statuses = [self.login().status_code for _ in range(40)]
+        self.assertEqual(statuses[:10], [401] * 10)
+        self.assertEqual(set(statuses[10:]), {429})
+        self.assertEqual(self.login(PASSWORD).status_code, 429)
+
+    def test_a_negative_counter_set_during_the_window_counts_from_zero_again(self):
+        for _ in range(5):
+            self.login()
+        self.tamper(-(10**9))  # worth what deleting the counters is worth, not 10^9 free tries
+        statuses = [self.login().status_code for _ in range(12)]
+        self.assertEqual(statuses, [401] * 10 + [429] * 2)
+
+    def test_a_non_integer_counter_answers_no_500_and_lets_the_right_password_in(self):
+        for value in ("abc", "1.5", "9" * 40):
+            with self.subTest(value=value):
+                self.redis.flushall()
+                self.login()
+                self.tamper(value)
+                self.assertEqual(self.login().status_code, 401)
+                self.assertEqual(self.login(PASSWORD).status_code, 200)
+
+    def test_a_counter_without_expiry_is_dropped_not_kept_forever(self):
+        for _ in range(10):
+            self.login()
+        for key in self.counter_keys():
+            self.redis.persist(key)  # a lockout that would never end
+        self.assertEqual(self.login(PASSWORD).status_code, 200)
+        for key in self.counter_keys():
+            self.assertTrue(0 < self.redis.ttl(key) <= 60)
+
+    def test_a_tampered_counter_between_the_count_and_the_read_is_no_error(self):
+        from auth_app import cache as auth_cache
+        from techbirdsfly.cache import window_decrement, window_increment, window_read
+
+        key = auth_cache.login_failures_key("0" * 64)
+        self.assertEqual(window_increment(auth_cache.LOGIN_FAILURES, key), 1)
+        full = next(iter(self.redis.scan_iter("AuthService_auth:login-failures:*")))
+        for value in (b"abc", b"-5", b"1.5"):
+            self.redis.set(full, value, ex=60)
+            self.assertEqual(window_read(auth_cache.LOGIN_FAILURES, key)[0], 0)
+            window_decrement(auth_cache.LOGIN_FAILURES, key)  # no error, and no change
+            self.assertEqual(self.redis.get(full), value)

@@ -9,13 +9,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import close_old_connections, connections
 from django.db.models import Sum
 from django.http import Http404
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, override_settings
 from rest_framework.exceptions import ValidationError
 
-from billing_app.models import Invoice, UsageRecord
+from billing_app.models import Account, Invoice, UsageRecord
 from billing_app.services import (
     AlreadyPaid,
     NothingToBill,
+    TooManyAccounts,
+    account_create,
     invoice_issue,
     invoice_pay,
     usage_record_create,
@@ -153,3 +155,38 @@ class ConcurrentInvoiceTests(TransactionTestCase):
         # Each record is 0.0030: with every invoice rounded, the invoiced total is within cents of the billed usage.
         self.assertLessEqual(abs(invoiced - billed), Decimal("0.005") * Invoice.objects.count())
         self.assertEqual(len(set(Invoice.objects.values_list("number", flat=True))), Invoice.objects.count())
+
+
+@override_settings(BILLING_ACCOUNT_LIMIT=3)
+class AccountLimitRaceTests(TransactionTestCase):
+    serialized_rollback = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        test_redis().client().flushall()  # our private test server only
+        reset_breakers()
+
+    def test_concurrent_creations_cannot_pass_the_limit_together(self):
+        owner = make_user()
+        make_account(owner)
+        start = threading.Barrier(6)
+
+        def create(i: int) -> str:
+            try:
+                start.wait(10)
+                account_create(owner=owner, name=f"racer {i}", plan="free", currency="USD")
+                return "created"
+            except TooManyAccounts:
+                return "refused"
+            finally:
+                close_old_connections()
+                connections.close_all()
+
+        threads_results: list[str] = []
+        threads = [threading.Thread(target=lambda i=i: threads_results.append(create(i))) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(sorted(threads_results), ["created"] * 2 + ["refused"] * 4)
+        self.assertEqual(Account.objects.filter(owner=owner).count(), 3)

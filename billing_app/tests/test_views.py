@@ -46,6 +46,17 @@ class AccountCreateTests(BillingTestCase):
         self.assertEqual(body, {"id": body["id"], "name": "Birds Inc", "plan": "free", "currency": "USD"})
         self.assertEqual(Account.objects.get(pk=body["id"]).owner_id, self.other.pk)
 
+    def test_the_fifty_first_account_of_a_user_is_409_naming_the_limit(self):
+        client = self.as_user(self.other)
+        statuses = [client.post(self.url, {"name": f"a{i}"}, format="json").status_code for i in range(50)]
+        self.assertEqual(statuses, [201] * 50)
+        refused = client.post(self.url, {"name": "one too many"}, format="json")
+        self.assertEqual(refused.status_code, 409)
+        self.assertIn("50", refused.json()["detail"])
+        self.assertEqual(Account.objects.filter(owner=self.other).count(), 50)
+        # Another user is not affected.
+        self.assertEqual(self.as_user(self.staff).post(self.url, {"name": "x"}, format="json").status_code, 201)
+
     def test_plan_and_currency_are_taken(self):
         response = self.as_user(self.other).post(
             self.url, {"name": "Big", "plan": "enterprise", "currency": "USD"}, format="json"

@@ -2,16 +2,35 @@
 
 They are not cache entries: nothing is computed from them, and they are not signed. They skip the
 request's Redis budget (``unbudgeted``): a skipped count would be a free try.
+
+Whoever can write to Redis can write anything to a counter. A value that is not a count this module
+could have written (not a non-negative integer, or without the window's expiry, or with a longer
+one) is never trusted: the next increment starts the window again from 1, and a read takes it for
+0. So a tampered counter is worth exactly what deleting it is worth, never less than 0 (a negative
+count would lift the throttle for as many tries) and never an error (INCR refuses ``abc``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-from typing import Any
 
 from . import replies
 from .calls import CacheUnavailable, cache_for, call, kind_of, unbudgeted
+
+# A counter is valid when it holds at most 15 digits (exact in Lua's doubles) and expires within
+# the window; anything else is dropped and the window starts again.
+_INCREMENT = """
+local value = redis.call('get', KEYS[1])
+if value then
+    local ttl = redis.call('ttl', KEYS[1])
+    if not string.match(value, '^%d+$') or #value > 15 or ttl < 0 or ttl > tonumber(ARGV[1]) then
+        redis.call('del', KEYS[1])
+    end
+end
+local count = redis.call('incr', KEYS[1])
+redis.call('expire', KEYS[1], ARGV[1], 'NX')
+return count
+"""
 
 
 def window_increment(kind: str, key: str) -> int | None:
@@ -24,23 +43,24 @@ def window_increment(kind: str, key: str) -> int | None:
     full_key = cache.make_key(key)
 
     def incr() -> int:
-        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, policy.ttl, nx=True)
-        return replies.integer(pipe.execute()[0])
+        return replies.integer(cache.client.get_client(write=True).eval(_INCREMENT, 1, full_key, policy.ttl))
 
     try:
         with unbudgeted():
-            count = call(policy.app, incr)
-    except CacheUnavailable:  # down, or the key holds what INCR refuses (a Redis writer's list or text)
+            return call(policy.app, incr)
+    except CacheUnavailable:  # down, or the key is not a string (a Redis writer's list): WRONGTYPE
         return None
-    # Below 1 after an increment: not a count of ours (a Redis writer's negative number); the caller
-    # counts in the database instead, so no value planted here can lift a limit.
-    return count if count >= 1 else None
 
 
 # Never creates the key: a DECR after the window expired would leave a -1 without a TTL.
-_DECREMENT_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+# Nor decrements what is not a positive count: a tampered value is left for the next increment to drop.
+_DECREMENT_IF_EXISTS = """
+local value = redis.call('get', KEYS[1])
+if value and string.match(value, '^%d+$') and #value <= 15 and tonumber(value) > 0 then
+    return redis.call('decr', KEYS[1])
+end
+return 0
+"""
 
 
 def window_decrement(kind: str, key: str) -> None:
@@ -61,31 +81,23 @@ def window_read(kind: str, key: str) -> tuple[int, int] | None:
     cache = cache_for(policy.app)
     full_key = cache.make_key(key)
 
-    def read() -> tuple[Any, int]:
+    def read() -> tuple[int, int]:
         pipe = cache.client.get_client(write=False).pipeline(transaction=False)
         pipe.get(full_key)
         pipe.ttl(full_key)
         value, ttl = pipe.execute()
-        return value, max(replies.integer(ttl), 0)
+        ttl = replies.integer(ttl)
+        return _count(value, ttl, policy.ttl), max(ttl, 0)
 
     try:
         with unbudgeted():
-            value, ttl = call(policy.app, read)
+            return call(policy.app, read)
     except CacheUnavailable:  # down, or the key is not a string (a Redis writer's list): WRONGTYPE
         return None
-    count = _count(value)
-    return None if count is None else (count, ttl)
 
 
-def _count(value: Any) -> int | None:
-    """A counter's value as read; None when it is not a count this layer could have left (a Redis
-    writer's text): like Redis unavailable, the caller then counts in the database."""
-    if value is None:
+def _count(value: bytes | None, ttl: int, window: int) -> int:
+    """The stored count, or 0 for a missing or tampered one (what the next increment would drop)."""
+    if type(value) is not bytes or not value.isdigit() or len(value) > 15 or ttl < 0 or ttl > window:
         return 0
-    if type(value) is not bytes or not _COUNT.fullmatch(value):
-        return None
-    # Below 0 only briefly (a decrement that outlived its window meets the next one's increment).
-    return max(int(value), 0)
-
-
-_COUNT = re.compile(rb"-?[0-9]{1,18}")
+    return int(value)

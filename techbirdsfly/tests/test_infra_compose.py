@@ -22,6 +22,7 @@ from django.test import SimpleTestCase, TransactionTestCase
 from techbirdsfly.testing import GunicornServer, server_env
 
 from .infra_nodes import INFRA, PASSWORDS, RedisNode, SentinelNode
+from .nginx_server import CONN_PER_ADDRESS
 
 ROOT = Path(settings.BASE_DIR)
 COMPOSE = INFRA / "docker-compose.yml"
@@ -140,7 +141,11 @@ class ComposeFileTests(SimpleTestCase):
             self.assertEqual(templates, INFRA / "nginx" / "templates")
             self.assertTrue((templates / "default.conf.template").is_file())
             template = (templates / "default.conf.template").read_text()
+            # The stream front (connections per address), which the image renders into a stream {} block.
+            self.assertTrue((templates / "front.conf.stream-template").is_file())
+            template += (templates / "front.conf.stream-template").read_text()
             env = nginx["environment"]
+            self.assertEqual(env["TBF_CONN_PER_ADDRESS"], str(CONN_PER_ADDRESS))  # what the tests run
             used = set(re.findall(r"\$\{(TBF_\w+)\}", template))
             self.assertEqual(used, {name for name in env if name.startswith("TBF_")}, path.name)
             self.assertEqual(env["NGINX_ENVSUBST_FILTER"], "TBF_")

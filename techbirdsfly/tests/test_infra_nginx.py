@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
+import random
+import re
 import select
 import socket
 import threading
@@ -23,7 +26,7 @@ from django.test import RequestFactory, SimpleTestCase, override_settings
 from techbirdsfly.client import client_address
 from techbirdsfly.testing import GunicornServer, GunicornTestCase, free_port, server_env
 
-from .nginx_server import NginxServer
+from .nginx_server import CONN_PER_ADDRESS, STREAM_TEMPLATE, TEMPLATE, NginxServer
 
 SLOW_CONNECTIONS = 24  # the issue's reproduction: 24 connections, one header line every few seconds
 SLOW_LINE_EVERY = 2.0
@@ -102,6 +105,14 @@ class Slowloris:
             sock.close()
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server closed (or reset) a connection that select() reported readable."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def probe_health(port: int, *, timeout: float) -> float | None:
     """Seconds one GET /api/health took to answer 200, or None when it did not answer in ``timeout``."""
     started = time.monotonic()
@@ -162,6 +173,43 @@ class FrontProxyTests(GunicornTestCase):
         # nginx, not the attacker, ends each slow request: the whole header within client_header_timeout.
         self.assertGreaterEqual(len(attack.lifetimes), SLOW_CONNECTIONS)
         self.assertLess(max(attack.lifetimes), HEADER_TIMEOUT + SLOW_LINE_EVERY + 1.5)
+
+    def test_600_slow_connections_from_one_address_leave_health_from_another_under_a_second(self) -> None:
+        # Each sends half a header and stays: the http server cannot count them (no request yet),
+        # the stream front counts each at accept and closes those over TBF_CONN_PER_ADDRESS at once.
+        attack = []
+        try:
+            started = time.monotonic()
+            for _ in range(600):
+                sock = socket.create_connection(("127.0.0.1", self.nginx.port), timeout=5)
+                with contextlib.suppress(OSError):  # one closed already may refuse the bytes
+                    sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                attack.append(sock)
+            latencies: list[float | None] = []
+            # Within nginx's header timeout, while every slow connection it let in is still held.
+            until = started + HEADER_TIMEOUT - 1
+            while time.monotonic() < until or len(latencies) < 4:
+                probe_started = time.monotonic()
+                try:
+                    status, _, _ = get(self.nginx.port, "/api/health", timeout=3, source="127.0.0.2")
+                    latencies.append(time.monotonic() - probe_started if status == 200 else None)
+                except OSError:
+                    latencies.append(None)
+                time.sleep(0.1)
+            readable, _, _ = select.select(attack, [], [], 0.5)
+            held = len(attack) - sum(1 for sock in readable if closed_by_peer(sock))
+        finally:
+            for sock in attack:
+                sock.close()
+        answered = sorted(seconds for seconds in latencies if seconds is not None)
+        median = answered[len(answered) // 2] if answered else None
+        print(
+            f"\n600 slow connections from 127.0.0.1: nginx held {held}; health from 127.0.0.2 answered "
+            f"{len(answered)}/{len(latencies)} probes, median {median} s"
+        )
+        self.assertLessEqual(held, CONN_PER_ADDRESS)
+        self.assertEqual(len(answered), len(latencies), latencies)  # none lost
+        self.assertLessEqual(median, 1.0, latencies)
 
     def test_the_same_slowloris_straight_at_gunicorn_blocks_health(self) -> None:
         # The control: what nginx is for. gthread workers give a thread to each slow request. One
@@ -321,3 +369,72 @@ class NginxWithoutGunicornTests(SimpleTestCase):
             self.assertEqual(client_address(request), "127.0.0.2")
         with override_settings(TRUSTED_PROXY_COUNT=0):
             self.assertEqual(client_address(request), "127.0.0.1")
+
+    def test_ipv6_clients_share_the_auth_rate_limit_per_64(self) -> None:
+        upstream = RecordingUpstream()
+        self.addCleanup(upstream.close)
+        nginx = self.start_nginx(upstream.port)
+        # 40 at once from addresses of one /64, in every shape nginx writes them.
+        one_64 = [ipaddress.IPv6Address(f"2001:db8:0:0:{i % 2 * i:x}:{i % 3:x}:0:{i:x}") for i in range(40)]
+        refused = self.auth_burst(nginx, [address.compressed for address in one_64])
+        self.assertGreaterEqual(refused, 40 - 21 - 5, "addresses of one /64 are one client")
+        # 40 at once from 40 /64s: 40 clients, each far below its limit.
+        refused = self.auth_burst(nginx, [f"2001:db8:0:{i + 1:x}::1" for i in range(40)])
+        self.assertEqual(refused, 0)
+
+    def auth_burst(self, nginx: NginxServer, sources: list[str]) -> int:
+        """Requests to /api/auth/ at once, one per source address (a PROXY header on the http server's
+        socket, as the stream front writes it); how many nginx refused with 429."""
+        sockets = []
+        for _ in sources:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(20)
+            sock.connect(str(nginx.http_socket))
+            sockets.append(sock)
+        for sock, source in zip(sockets, sources, strict=True):
+            sock.sendall(
+                f"PROXY TCP6 {source} ::1 40000 80\r\n"
+                "GET /api/auth/me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
+        statuses = []
+        for sock in sockets:
+            with sock:
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            statuses.append(int(data.split(b" ", 2)[1]))
+        self.assertTrue(set(statuses) <= {200, 429}, statuses)
+        return statuses.count(429)
+
+
+MAP = re.compile(r"^map \$remote_addr \$tbf_client \{$.*?^\}$", re.M | re.S)
+
+
+class ClientKeyMapTests(SimpleTestCase):
+    """The map that keys nginx's per-address limits: an IPv4 address, or an IPv6 client's /64."""
+
+    def rules(self) -> list[tuple[str, str]]:
+        maps = [MAP.findall(template.read_text()) for template in (TEMPLATE, STREAM_TEMPLATE)]
+        self.assertEqual([len(found) for found in maps], [1, 1])
+        self.assertEqual(maps[0], maps[1])  # one map, in the stream and in the http config alike
+        return re.findall(r'^\s*"~(.*?)"\s+(\S+);$', maps[0][0], re.M)
+
+    def key(self, rules: list[tuple[str, str]], address: str) -> str:
+        """What nginx makes of $remote_addr with the map (regexes in order, the first match wins)."""
+        for regex, value in rules:
+            if match := re.search(regex, address):
+                return address if value == "$remote_addr" else re.sub(r"\$(\d)", lambda g: match[int(g[1])], value)
+        return address
+
+    def test_every_address_of_a_64_has_one_key_and_other_64s_another(self):
+        rules = self.rules()
+        pick = random.Random(64)
+        for _ in range(20000):
+            # Many zero groups, so that "::" falls everywhere RFC 5952 puts it.
+            groups = [pick.choice([0, 0, 1, pick.randrange(65536)]) for _ in range(8)]
+            address = ipaddress.IPv6Address(":".join(f"{g:x}" for g in groups))
+            if address.ipv4_mapped:
+                continue
+            with self.subTest(address=address.compressed):
+                self.assertEqual(self.key(rules, address.compressed), ":".join(f"{g:x}" for g in groups[:4]))
+        self.assertEqual(self.key(rules, "192.0.2.7"), "192.0.2.7")

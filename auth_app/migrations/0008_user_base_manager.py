@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("auth_app", "0005_token_revoked_reason"),
+        ("auth_app", "0007_registration"),
     ]
 
     operations = [
