@@ -51,8 +51,11 @@ def _send_ahead(request: HttpRequest) -> None:
         raw = bearer_token(request)  # reads only request.META, as on DRF's Request
     except AuthenticationFailed:
         return  # the authentication answers 401
-    digest = checked_hash(raw) if raw is not None else None
-    if digest is not None:  # a token that fails the check is refused by the authentication, unread
+    if raw is None:
+        return
+    digest = checked_hash(raw)
+    request.bearer_checked = (raw, digest)  # the authentication takes it from here: one check a request
+    if digest is not None:  # a token that fails the check is refused by the authentication, unsent
         entries, kwargs = found
         readahead.send_ahead(entries(**kwargs), user_from=cache.token_entry(digest))
 
