@@ -5,15 +5,18 @@ from __future__ import annotations
 import importlib
 import secrets
 from datetime import timedelta
+from unittest import mock
 
 from django.apps import apps
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
+from auth_app import tokens
 from auth_app.models import AuthToken, LegacyTokenBound
 from auth_app.services import token_pair_issue
-from auth_app.tests.factories import make_user
+from auth_app.tests.factories import make_token, make_user
 from auth_app.tests.test_authentication import CommandCounter
 from auth_app.tokens import legacy_bound_forget, legacy_tokens_live, new_token, token_checked, token_hash
 from billing_app.tests.factories import make_account
@@ -187,3 +190,15 @@ class FallbackKeyTests(CacheTestCase):
             self.assertTrue(token_checked(renewed.json()["accessToken"]))
         with override_settings(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[]):
             self.assertEqual(self.api.bearer(pair.access_token).get("/api/auth/me").status_code, 401)
+
+
+class OneCheckPerRequestTests(CacheTestCase):
+    def test_a_cached_get_checks_its_token_once_though_the_middleware_and_the_authentication_both_need_it(self):
+        token = make_token(make_user(email="once@example.com"))
+        self.api.bearer(token).get("/api/auth/me")
+        with mock.patch.object(tokens, "_mac", wraps=tokens._mac) as mac:
+            self.assertEqual(self.api.bearer(token).get("/api/auth/me").status_code, 200)
+        self.assertEqual(mac.call_count, 1)
+        with mock.patch.object(tokens, "_mac", wraps=tokens._mac) as mac:
+            self.assertEqual(self.api.bearer(token[:-1] + "!").get("/api/auth/me").status_code, 401)
+        self.assertEqual(mac.call_count, 1 + len(settings.SECRET_KEY_FALLBACKS))  # each key tried, once
