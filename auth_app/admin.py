@@ -6,7 +6,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest, HttpResponse
 
 from .forms import ThrottledAdminAuthenticationForm
-from .models import AuthToken, LoginFailure, User
+from .models import AuthToken, LegacyTokenBound, LoginFailure, User
 
 
 @admin.register(User)
@@ -34,6 +34,18 @@ class AuthTokenAdmin(admin.ModelAdmin):
 @admin.register(LoginFailure)
 class LoginFailureAdmin(admin.ModelAdmin):
     list_display = ("subject", "email_hash", "at")
+
+
+@admin.register(LegacyTokenBound)
+class LegacyTokenBoundAdmin(admin.ModelAdmin):
+    # Written by migration 0006 and read once per process: a change here would reach no running server.
+    list_display = ("live_until",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LegacyTokenBound | None = None) -> bool:
+        return False
 
 
 def _answering_429(login: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
