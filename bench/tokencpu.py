@@ -249,6 +249,7 @@ def run(redis: Any, *, requests: int, rounds: int, groups: int = 8) -> dict[str,
 def render(result: dict[str, Any]) -> str:
     lines = [
         f"{result['rounds']} interleaved rounds of {result['requests']} requests per variant",
+        "",
         "| variant | CPU µs per request | parts (µs) | x no token | per part | Redis commands | SQL queries |",
         "|---|---:|---|---:|---|---:|---:|",
     ]
