@@ -38,7 +38,7 @@ class LoginFailureAdmin(admin.ModelAdmin):
 
 @admin.register(LegacyTokenBound)
 class LegacyTokenBoundAdmin(admin.ModelAdmin):
-    # Written by migration 0006 and read once per process: a change here would reach no running server.
+    # Written by its migration and read once per process: a change here would reach no running server.
     list_display = ("live_until",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 from django.apps import apps
@@ -13,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from auth_app import tokens
+from auth_app import migrations, tokens
 from auth_app.models import AuthToken, LegacyTokenBound
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_token, make_user
@@ -139,7 +140,8 @@ class LegacyTokenTests(CacheTestCase):
         self.user = make_user(email="early@example.com")
 
     def record_bound(self) -> None:
-        migration = importlib.import_module("auth_app.migrations.0006_legacy_token_bound")
+        (path,) = Path(migrations.__file__).parent.glob("*_legacy_token_bound.py")
+        migration = importlib.import_module(f"auth_app.migrations.{path.stem}")
         migration.record_bound(apps, None)
         legacy_bound_forget()
 
