@@ -71,6 +71,7 @@ class MadeUpTokenCostTests(CacheTestCase):
     def setUp(self):
         super().setUp()
         legacy_bound_forget()
+        self.addCleanup(legacy_bound_forget)
         self.user = make_user(email="owner@example.com")
         self.account = make_account(self.user)
         self.real = token_pair_issue(user=self.user)
