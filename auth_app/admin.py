@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from techbirdsfly.client import client_address
 
 from .forms import ThrottledAdminAuthenticationForm, ThrottledAdminPasswordChangeForm, request_address
-from .models import AuthToken, LoginFailure, User
+from .models import AuthToken, LegacyTokenBound, LoginFailure, User
 
 
 @admin.register(User)
@@ -36,6 +36,18 @@ class AuthTokenAdmin(admin.ModelAdmin):
 @admin.register(LoginFailure)
 class LoginFailureAdmin(admin.ModelAdmin):
     list_display = ("subject", "email_hash", "at")
+
+
+@admin.register(LegacyTokenBound)
+class LegacyTokenBoundAdmin(admin.ModelAdmin):
+    # Written by its migration and read once per process: a change here would reach no running server.
+    list_display = ("live_until",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LegacyTokenBound | None = None) -> bool:
+        return False
 
 
 def _answering_429(admin_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -18,7 +18,7 @@ from techbirdsfly.cache import read_ahead, readahead
 from . import cache
 from .models import User
 from .selectors import TokenRecord, token_validate
-from .tokens import token_hash
+from .tokens import checked_hash
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         raw = bearer_token(request)
         if raw is None:
             return None
-        digest = token_hash(raw)
+        digest = _checked_hash(request, raw)
+        if digest is None:  # made up or mistyped: refused before any Redis command or SQL query
+            raise AuthenticationFailed("Invalid, expired or revoked token.")
         _read_ahead(request, digest)
         record, from_cache = token_validate(raw_token=raw, digest=digest)
         if record is None:
@@ -92,6 +94,14 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def _checked_hash(request: Request, raw: str) -> str | None:
+    """tokens.checked_hash of ``raw``, or what ReadAheadMiddleware found checking this request's header."""
+    checked = getattr(getattr(request, "_request", request), "bearer_checked", None)
+    if checked is not None and checked[0] == raw:
+        return checked[1]
+    return checked_hash(raw)
 
 
 def _read_ahead(request: Request, digest: str) -> None:

@@ -15,7 +15,7 @@ from techbirdsfly.cache import readahead
 
 from . import cache
 from .authentication import bearer_token
-from .tokens import token_hash
+from .tokens import checked_hash
 
 
 class ReadAheadMiddleware:
@@ -51,9 +51,13 @@ def _send_ahead(request: HttpRequest) -> None:
         raw = bearer_token(request)  # reads only request.META, as on DRF's Request
     except AuthenticationFailed:
         return  # the authentication answers 401
-    if raw is not None:
+    if raw is None:
+        return
+    digest = checked_hash(raw)
+    request.bearer_checked = (raw, digest)  # the authentication takes it from here: one check a request
+    if digest is not None:  # a token that fails the check is refused by the authentication, unsent
         entries, kwargs = found
-        readahead.send_ahead(entries(**kwargs), user_from=cache.token_entry(token_hash(raw)))
+        readahead.send_ahead(entries(**kwargs), user_from=cache.token_entry(digest))
 
 
 @functools.lru_cache(maxsize=1024)

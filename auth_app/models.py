@@ -220,3 +220,12 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address_hash[:8]}… at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class LegacyTokenBound(models.Model):
+    """When the last token issued without a MAC (auth_app/tokens.py) expires; no row: none was live."""
+
+    live_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"tokens without a MAC live until {self.live_until:%Y-%m-%d %H:%M:%S}"

@@ -10,7 +10,7 @@ from techbirdsfly.cache import Cached, clock, get_or_compute, journal
 
 from . import cache
 from .models import AuthToken, User
-from .tokens import token_hash
+from .tokens import checked_hash
 
 
 class TokenRecord(TypedDict):
@@ -64,9 +64,12 @@ def _current(record: TokenRecord | None) -> bool:
 def token_validate(*, raw_token: str, digest: str | None = None) -> Cached[TokenRecord | None]:
     """The record of a live access token, or None. A hit costs one Redis round trip and no SQL.
 
-    ``digest``: the token's hash (tokens.token_hash), when the caller has computed it already.
+    ``digest``: the token's hash from tokens.checked_hash, when the caller has checked it already.
+    A token that fails the check costs no I/O.
     """
-    digest = digest or token_hash(raw_token)
+    digest = digest or checked_hash(raw_token)
+    if digest is None:
+        return Cached(None, False)
     key = cache.token_key(digest)
     result = get_or_compute(
         cache.TOKEN, key, lambda: _token_record(digest), scope=key, ttl_of=_seconds_left, fresh=_current

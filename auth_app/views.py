@@ -18,6 +18,7 @@ from .authentication import bearer_token
 from .registrations import RegistrationThrottled
 from .selectors import token_validate, user_profile
 from .throttle import LoginRefused
+from .tokens import token_checked
 
 
 class PublicView(APIView):
@@ -102,7 +103,10 @@ class RefreshView(PublicView):
     def post(self, request: Request) -> Response:
         body = serializers.RefreshSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        pair = services.token_refresh(refresh_token=body.validated_data["refreshToken"])
+        raw = body.validated_data["refreshToken"]
+        if not token_checked(raw):  # made up or mistyped: no need to look it up
+            raise AuthenticationFailed("Invalid refresh token.")
+        pair = services.token_refresh(refresh_token=raw)
         return Response(serializers.TokenPairSerializer(pair).data)
 
 

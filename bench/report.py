@@ -620,6 +620,7 @@ def render(results: dict) -> str:
     add("")
     lines.extend(choices(results))
     lines.extend(sections.journal(results))
+    lines.extend(sections.tokencpu(results))
     lines.extend(sections.logins())
     return "\n".join(lines).rstrip() + "\n"
 

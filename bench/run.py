@@ -395,6 +395,27 @@ def run_journal(plan: Plan, database_url: str) -> dict:
     }
 
 
+def run_tokencpu(plan: Plan, database_url: str) -> dict:
+    """``python -m bench.tokencpu`` in a process of its own (its own Redis and database); its printed table."""
+    import subprocess
+
+    base, name = database_url.rsplit("/", 1)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["BENCH_DATABASE_URL"] = f"{base}/{name}_tokencpu" if plan.smoke else f"{base}/tbf_tokencpu_bench"
+    args = ("--rounds", "2", "--requests", "5") if plan.smoke else ()
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.tokencpu", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.tokencpu failed ({done.returncode}): {done.stderr[-2000:]}")
+    return {
+        "command": " ".join(["python", "-m", "bench.tokencpu", *args]),
+        "lines": done.stdout.splitlines()[1:],
+        "seconds": round(time.monotonic() - began, 1),
+    }
+
+
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "baseline": ("production defaults: orjson + HMAC, hiredis, pool 64, gthread, TCP", {}),
     "json": ("stdlib json + HMAC", {"BENCH_SERIALIZER": "json"}),
@@ -682,6 +703,8 @@ def main(argv: list[str] | None = None) -> int:
         results["variants"] = measure_variants(plan, base_env, by_name)
         log("invalidation journal (python -m bench.journal)")
         results["journal"] = run_journal(plan, args.database_url)
+        log("made-up bearer tokens (python -m bench.tokencpu)")
+        results["tokencpu"] = run_tokencpu(plan, args.database_url)
         results["servers"] = {"main": cached.describe(), "connections": plan.connections}
         results["machine"] = machine(args.database_url, redis)
         results["machine"]["commit"] = commit
@@ -697,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(args.database_url)
             if plan.smoke:
                 drop_database(args.database_url + "_journal")
+                drop_database(args.database_url + "_tokencpu")
 
     text = report.render(results)
     if output:

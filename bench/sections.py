@@ -162,6 +162,25 @@ def journal(results: dict) -> list[str]:
     ]
 
 
+def tokencpu(results: dict) -> list[str]:
+    figures = results.get("tokencpu")
+    if not figures:
+        return []
+    return [
+        "## Made-up bearer tokens (issue 21)",
+        "",
+        f"`{figures['command']}`, run by `bench.run` ({figures['seconds']:.0f} s; a redis-server of its own and "
+        "its own database). CPU per request answered 401, each request handed straight to Django's WSGI handler, "
+        "variants in interleaved rounds; a made-up token is a fresh one each request, made before the clock starts. "
+        "*x no token*: against the same endpoint refused for having no token at all. *Looked up (as before)*: "
+        "a made-up token of the old shape while tokens without a MAC can still be live, i.e. what every made-up "
+        "token cost before tokens carried a MAC. Its table, as it printed it:",
+        "",
+        *figures["lines"],
+        "",
+    ]
+
+
 def logins() -> list[str]:
     """bench/LOGINS.md as it is: figures of ``python -m bench.login_flood``, recorded by hand."""
     if not LOGINS.exists():

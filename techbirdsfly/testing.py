@@ -148,6 +148,8 @@ class RedisTestRunner(DiscoverRunner):
             # No follower thread in the test process: its own database connection would not see the
             # rows of a TestCase's transaction. Tests call journal.catch_up(); servers they start follow.
             CACHE_JOURNAL_POLL=0,
+            # And this process accepts the tokens its servers (server_env) issue.
+            SECRET_KEY_FALLBACKS=[SERVER_SECRET_KEY],
         )
         self._caches.enable()
         if self.verbosity >= 1:
@@ -247,6 +249,9 @@ class GunicornTestCase(LiveTestCase):
         super().tearDownClass()
 
 
+SERVER_SECRET_KEY = "test-only-secret-key-for-server-processes-0123456789"  # noqa: S105
+
+
 def server_env(**extra: str) -> dict[str, str]:
     """Environment for a server process that shares this test run's database and private Redis."""
     from django.db import connection
@@ -261,7 +266,9 @@ def server_env(**extra: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": test_redis().url,
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "test-only-secret-key-for-server-processes-0123456789",
+        "DJANGO_SECRET_KEY": SERVER_SECRET_KEY,
+        # Tokens carry a MAC (auth_app/tokens.py): the servers accept those this process issues.
+        "DJANGO_SECRET_KEY_FALLBACKS": settings.SECRET_KEY,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **extra,
     }
