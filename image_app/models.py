@@ -68,7 +68,7 @@ class Image(models.Model):
                 condition=Q(status__in=["queued", "running"]),
             ),
             models.Index(fields=["owner", "created_at"], name="image_owner_idx"),
-            # One owner's unfinished jobs: the queue limit's count and the fair claim's place in line.
+            # One owner's unfinished jobs: the queue limit's count.
             models.Index(
                 fields=["owner", "created_at", "id"],
                 name="image_owner_queue_idx",
@@ -78,3 +78,19 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.pk} ({self.status})"
+
+
+class QueueTurn(models.Model):
+    """When a generator last began a job of this owner: the queue serves whoever waited longest.
+
+    A row per owner rather than a count of their unfinished jobs: it outlives the jobs, so an owner
+    whose last job has just completed is still known to have been served, and goes behind the others.
+    """
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="image_queue_turn"
+    )
+    served_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.owner_id} served at {self.served_at}"
