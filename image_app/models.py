@@ -7,14 +7,26 @@ from django.utils import timezone
 
 
 class ImageQuerySet(models.QuerySet):
+    """Bulk writes send no signals; cached metadata and the owners' image lists must still go stale."""
+
     def update(self, **kwargs):
-        # QuerySet.update sends no signals; cached metadata must still go stale.
         from .cache import invalidate_images
 
-        ids = list(self.values_list("pk", flat=True))
+        rows = list(self.order_by().values_list("pk", "owner_id"))
+        owners = {owner_id for _, owner_id in rows}
+        moved_to = getattr(kwargs.get("owner"), "pk", kwargs.get("owner_id"))  # an update may move them
+        if isinstance(moved_to, int):
+            owners.add(moved_to)
         updated = super().update(**kwargs)
-        invalidate_images(ids)
+        invalidate_images([pk for pk, _ in rows], owners)
         return updated
+
+    def bulk_create(self, objs, *args, **kwargs):
+        from .cache import invalidate_images
+
+        objs = super().bulk_create(objs, *args, **kwargs)
+        invalidate_images([], [obj.owner_id for obj in objs])
+        return objs
 
 
 class Image(models.Model):
@@ -78,6 +90,13 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.pk} ({self.status})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remembers the owner it was loaded with, so moving it to another owner makes both lists stale.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_owner_id = instance.__dict__.get("owner_id")
+        return instance
 
 
 class QueueTurn(models.Model):

@@ -13,8 +13,9 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
+from django.http import Http404
 from django.utils import timezone
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import APIException, Throttled
 
 from billing_app.selectors import Viewer, account_get
 from billing_app.services import usage_record_once
@@ -47,6 +48,12 @@ class InvalidTransition(Exception):
 
 class LeaseLost(Exception):
     """The worker no longer holds the job: its lease ran out and someone else took it over."""
+
+
+class ImageRunning(APIException):
+    status_code = 409
+    default_detail = "This image is being rendered; delete it once it has finished."
+    default_code = "image_running"
 
 
 class QueueFull(Throttled):
@@ -198,6 +205,23 @@ def image_claim_next(*, worker: str) -> Image | None:
                 )
                 continue
             return image_update(image=job, status=Status.RUNNING, lease_owner=worker)
+
+
+def image_delete(*, image_id: int, viewer: Viewer) -> None:
+    """Delete an image ``viewer`` may see (its owner or staff; Http404 otherwise) with its file.
+
+    ImageRunning while it is ``running``: a generator holds it. The row lock keeps a generator from
+    claiming it meanwhile (its claim skips locked rows). Usage recorded for it stays billed: a usage
+    record names its image by ``source`` only. The file and the cache go by the post_delete receivers
+    (files.py, cache.py), once the deletion commits.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or not (viewer.is_staff or image.owner_id == viewer.pk):
+            raise Http404("Image not found.")
+        if image.status == Status.RUNNING:
+            raise ImageRunning()
+        image.delete()
 
 
 def image_complete(
