@@ -106,7 +106,7 @@ class InProcessTests(FairQueueTestCase):
 
 
 @unittest.skipUnless(connection.vendor == "postgresql", "the worker process needs PostgreSQL")
-class WorkerProcessTests(FairQueueTestCase):
+class RunGeneratorProcessTests(FairQueueTestCase):
     def test_one_run_generator_serves_a_later_owner_first_or_second(self):
         worker = Worker(
             server_env(MEDIA_ROOT=str(self.media), GENERATOR_POLL_SECONDS="0.1", GENERATOR_TEST_SLOWDOWN_SECONDS="0.1")
