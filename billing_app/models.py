@@ -15,45 +15,67 @@ from django.utils import timezone
 MAX_UNITS = 1_000_000  # API.md: units is a positive integer up to a million per record
 
 
+def _target_id(kwargs: dict, field: str) -> int | None:
+    """The id an ``update(**kwargs)`` sets ``field`` (a foreign key) to, if it sets one."""
+    target = kwargs.get(field, kwargs.get(f"{field}_id"))
+    target_id = getattr(target, "pk", target)
+    return target_id if isinstance(target_id, int) else None
+
+
 class _InvalidatingQuerySet(models.QuerySet):
-    """A QuerySet whose signal-less bulk writes still make the affected accounts' cache stale."""
+    """A QuerySet whose signal-less bulk writes still make the affected accounts' cache stale.
+
+    With ``owner_field``, the owners' account lists too (the rows are accounts).
+    """
 
     account_field = "account_id"
+    owner_field: str | None = None
 
-    def _account_ids(self) -> set[int]:
-        return set(self.order_by().values_list(self.account_field, flat=True).distinct())
+    def _ids(self, field: str) -> set[int]:
+        return set(self.order_by().values_list(field, flat=True).distinct())
 
-    def _invalidate(self, account_ids) -> None:
+    def _invalidate(self, account_ids, owner_ids=()) -> None:
         from .cache import invalidate_accounts
 
-        invalidate_accounts(account_ids)
+        invalidate_accounts(account_ids, owner_ids)
+
+    def _owners_of(self, objs) -> set[int]:
+        if self.owner_field is None:
+            return set()
+        # Both owners of an account moved in a bulk_update (its loaded owner is remembered, see Account).
+        return {
+            getattr(obj, field)
+            for obj in objs
+            for field in (self.owner_field, "loaded_owner_id")
+            if hasattr(obj, field)
+        }
 
     def update(self, **kwargs):
-        account_ids = self._account_ids()
-        # An update may move rows to another account: both sides are stale.
-        target = kwargs.get("account", kwargs.get("account_id"))
-        target_id = getattr(target, "pk", target)
-        if isinstance(target_id, int):
-            account_ids.add(target_id)
+        account_ids = self._ids(self.account_field)
+        owner_ids = self._ids(self.owner_field) if self.owner_field else set()
+        # An update may move rows to another account (or accounts to another owner): both sides are stale.
+        account_ids.add(_target_id(kwargs, "account"))
+        if self.owner_field:
+            owner_ids.add(_target_id(kwargs, "owner"))
         updated = super().update(**kwargs)
-        self._invalidate(account_ids)
+        self._invalidate(account_ids, owner_ids)
         return updated
 
     def delete(self):
-        account_ids = self._account_ids()
+        account_ids = self._ids(self.account_field)
         result = super().delete()
         self._invalidate(account_ids)
         return result
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = super().bulk_create(objs, *args, **kwargs)
-        self._invalidate({getattr(obj, self.account_field) for obj in objs})
+        self._invalidate({getattr(obj, self.account_field) for obj in objs}, self._owners_of(objs))
         return objs
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         updated = super().bulk_update(objs, fields, *args, **kwargs)
-        self._invalidate({getattr(obj, self.account_field) for obj in objs})
+        self._invalidate({getattr(obj, self.account_field) for obj in objs}, self._owners_of(objs))
         return updated
 
 
@@ -72,10 +94,13 @@ class _RemembersAccount(models.Model):
 
 class AccountQuerySet(_InvalidatingQuerySet):
     account_field = "pk"
+    owner_field = "owner_id"
 
     def bulk_create(self, objs, *args, **kwargs):
-        # New accounts have nothing cached (ids are never reused), so there is nothing to invalidate.
-        return models.QuerySet.bulk_create(self, objs, *args, **kwargs)
+        # New accounts have nothing cached of their own (ids are never reused); their owners' lists have.
+        objs = models.QuerySet.bulk_create(self, objs, *args, **kwargs)
+        self._invalidate((), self._owners_of(objs))
+        return objs
 
 
 class Account(models.Model):
@@ -97,6 +122,13 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remembers the owner it was loaded with, so moving it to another owner makes both lists stale.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_owner_id = instance.__dict__.get("owner_id")
+        return instance
 
 
 class Price(models.Model):

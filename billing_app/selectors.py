@@ -17,12 +17,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from techbirdsfly.cache import Cached, Entry, get_or_compute
+from techbirdsfly.paging import Listing, Page, owner_page
 
 from . import cache
 from .aggregates import MoneySum
 from .models import Account, Invoice, UsageRecord
 from .money import cents, iso, month_start, next_month
-from .serializers import invoice_data
+from .serializers import account_data, invoice_data
 
 
 class Viewer(Protocol):
@@ -81,6 +82,21 @@ def _cached_for_viewer(
     if not _may_see(result.value["ownerId"], viewer):
         raise _not_found()
     return Cached(result.value["data"], result.from_cache)
+
+
+# --- the caller's accounts ------------------------------------------------------------------------
+
+
+def account_list(*, viewer: Viewer, limit: int, cursor: str | None = None) -> Cached[Page]:
+    """The viewer's own accounts, newest first, one page (techbirdsfly/paging.py); staff see their own too."""
+    return owner_page(
+        entry=cache.accounts_entry(viewer.pk),
+        listing=Listing(cache.ACCOUNTS, viewer.pk),
+        rows=Account.objects.filter(owner_id=viewer.pk),
+        data=account_data,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 # --- summary -------------------------------------------------------------------------------------

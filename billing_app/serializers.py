@@ -36,7 +36,13 @@ class UsageCreateSerializer(serializers.Serializer):
 
 
 def account_data(account: Account) -> dict[str, Any]:
-    return {"id": account.pk, "name": account.name, "plan": account.plan, "currency": account.currency}
+    return {
+        "id": account.pk,
+        "name": account.name,
+        "plan": account.plan,
+        "currency": account.currency,
+        "createdAt": iso(account.created_at),
+    }
 
 
 def usage_record_data(record: UsageRecord) -> dict[str, Any]:
@@ -70,6 +76,7 @@ class AccountSerializer(serializers.Serializer):
     name = serializers.CharField()
     plan = serializers.ChoiceField(choices=Account.Plan.choices)
     currency = serializers.CharField()
+    createdAt = serializers.DateTimeField()
 
 
 class UsageRecordSerializer(serializers.Serializer):
@@ -121,6 +128,16 @@ class CachedSummarySerializer(serializers.Serializer):
 class CachedMonthUsageSerializer(serializers.Serializer):
     fromCache = serializers.BooleanField()
     data = MonthUsageSerializer()
+
+
+class AccountPageSerializer(serializers.Serializer):
+    items = AccountSerializer(many=True, help_text="The caller's own accounts, newest first.")
+    next = serializers.CharField(allow_null=True, help_text="The cursor of the following page; null on the last.")
+
+
+class CachedAccountPageSerializer(serializers.Serializer):
+    fromCache = serializers.BooleanField()
+    data = AccountPageSerializer()
 
 
 class CachedInvoicesSerializer(serializers.Serializer):

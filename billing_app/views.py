@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from techbirdsfly.cache import Entry
+from techbirdsfly.paging import PageQuerySerializer
 from techbirdsfly.responses import cached_response
 
 from . import cache, selectors, serializers, services
@@ -17,10 +18,20 @@ from .money import month_start
 NOT_FOUND = OpenApiResponse(description="No such account, or one the caller may not see.")
 STAFF_ONLY = OpenApiResponse(description="The caller is not staff.")
 CONFLICT = OpenApiResponse(description="Nothing to do: no unbilled usage, or the invoice is already paid.")
-BAD_REQUEST = OpenApiResponse(description="Invalid body; the answer names the field.")
+BAD_REQUEST = OpenApiResponse(description="Invalid body or query; the answer names the field.")
 
 
-class AccountCreateView(APIView):
+class AccountListView(APIView):
+    @extend_schema(
+        operation_id="billing_accounts_list",
+        parameters=[PageQuerySerializer],
+        responses={200: serializers.CachedAccountPageSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request: Request) -> Response:
+        query = PageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return cached_response(selectors.account_list(viewer=request.user, **query.validated_data))
+
     @extend_schema(
         request=serializers.AccountCreateSerializer,
         responses={

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from . import services
-from .models import Image
+from .models import Image, QueueTurn
 
 
 class ImageAdminForm(forms.ModelForm):
@@ -48,3 +48,18 @@ class ImageAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if moved:
             services.image_update(image=obj, status=wanted)
+
+
+@admin.register(QueueTurn)
+class QueueTurnAdmin(admin.ModelAdmin):
+    """Read-only: the generator keeps these; staff may look at whose turn is next."""
+
+    list_display = ("owner", "served_at")
+    ordering = ("served_at",)
+    raw_id_fields = ("owner",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -7,14 +7,26 @@ from django.utils import timezone
 
 
 class ImageQuerySet(models.QuerySet):
+    """Bulk writes send no signals; cached metadata and the owners' image lists must still go stale."""
+
     def update(self, **kwargs):
-        # QuerySet.update sends no signals; cached metadata must still go stale.
         from .cache import invalidate_images
 
-        ids = list(self.values_list("pk", flat=True))
+        rows = list(self.order_by().values_list("pk", "owner_id"))
+        owners = {owner_id for _, owner_id in rows}
+        moved_to = getattr(kwargs.get("owner"), "pk", kwargs.get("owner_id"))  # an update may move them
+        if isinstance(moved_to, int):
+            owners.add(moved_to)
         updated = super().update(**kwargs)
-        invalidate_images(ids)
+        invalidate_images([pk for pk, _ in rows], owners)
         return updated
+
+    def bulk_create(self, objs, *args, **kwargs):
+        from .cache import invalidate_images
+
+        objs = super().bulk_create(objs, *args, **kwargs)
+        invalidate_images([], [obj.owner_id for obj in objs])
+        return objs
 
 
 class Image(models.Model):
@@ -68,7 +80,7 @@ class Image(models.Model):
                 condition=Q(status__in=["queued", "running"]),
             ),
             models.Index(fields=["owner", "created_at"], name="image_owner_idx"),
-            # One owner's unfinished jobs: the queue limit's count and the fair claim's place in line.
+            # One owner's unfinished jobs: the queue limit's count.
             models.Index(
                 fields=["owner", "created_at", "id"],
                 name="image_owner_queue_idx",
@@ -78,3 +90,26 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.pk} ({self.status})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remembers the owner it was loaded with, so moving it to another owner makes both lists stale.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_owner_id = instance.__dict__.get("owner_id")
+        return instance
+
+
+class QueueTurn(models.Model):
+    """When a generator last began a job of this owner: the queue serves whoever waited longest.
+
+    A row per owner rather than a count of their unfinished jobs: it outlives the jobs, so an owner
+    whose last job has just completed is still known to have been served, and goes behind the others.
+    """
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="image_queue_turn"
+    )
+    served_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.owner_id} served at {self.served_at}"

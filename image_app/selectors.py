@@ -1,10 +1,12 @@
-"""Reads of the image app; an image's metadata is cached in the ``image`` alias."""
+"""Reads of the image app; an image's metadata and its owner's lists are cached in the ``image`` alias."""
 
 from __future__ import annotations
 
 from typing import TypedDict
 
+from billing_app.selectors import Viewer
 from techbirdsfly.cache import KINDS, Cached, get_or_compute
+from techbirdsfly.paging import Listing, Page, owner_page
 
 from . import cache
 from .models import Image
@@ -61,6 +63,21 @@ def image_metadata(*, image_id: int) -> Cached[ImageData | None]:
 
     return get_or_compute(
         cache.METADATA, cache.metadata_key(image_id), compute, scope=cache.image_scope(image_id), ttl_of=_cache_ttl
+    )
+
+
+def image_list(*, viewer: Viewer, limit: int, status: str | None = None, cursor: str | None = None) -> Cached[Page]:
+    """The viewer's own images, newest first, optionally of one status, one page (techbirdsfly/paging.py)."""
+    rows = Image.objects.filter(owner_id=viewer.pk)
+    if status:
+        rows = rows.filter(status=status)
+    return owner_page(
+        entry=cache.list_entry(viewer.pk, status),
+        listing=Listing(cache.LIST, viewer.pk, status or ""),
+        rows=rows,
+        data=image_data,
+        limit=limit,
+        cursor=cursor,
     )
 
 

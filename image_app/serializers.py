@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from techbirdsfly.converters import BIGINT_MAX
 from techbirdsfly.fields import StrictCharField, StrictIntegerField
+from techbirdsfly.paging import PageQuerySerializer
 
 from .models import Image
 
@@ -26,6 +27,12 @@ class ImageCreateSerializer(serializers.Serializer):
 
     def validate_style(self, value: str | None) -> str:
         return value or ""
+
+
+class ImageListQuerySerializer(PageQuerySerializer):
+    status = serializers.ChoiceField(
+        choices=Image.Status.choices, required=False, help_text="Only images of this status."
+    )
 
 
 class ImageUpdateSerializer(serializers.Serializer):
@@ -75,3 +82,13 @@ class ImageSerializer(serializers.Serializer):
 class CachedImageSerializer(serializers.Serializer):
     fromCache = serializers.BooleanField()
     data = ImageSerializer()
+
+
+class ImagePageSerializer(serializers.Serializer):
+    items = ImageSerializer(many=True, help_text="The caller's own images, newest first.")
+    next = serializers.CharField(allow_null=True, help_text="The cursor of the following page; null on the last.")
+
+
+class CachedImagePageSerializer(serializers.Serializer):
+    fromCache = serializers.BooleanField()
+    data = ImagePageSerializer()

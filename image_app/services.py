@@ -12,16 +12,16 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, OuterRef, Q, Subquery
+from django.http import Http404
 from django.utils import timezone
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import APIException, Throttled
 
 from billing_app.selectors import Viewer, account_get
 from billing_app.services import usage_record_once
 
 from . import conf, files
-from .models import Image
+from .models import Image, QueueTurn
 
 Status = Image.Status
 UNFINISHED = (Status.QUEUED, Status.RUNNING)
@@ -48,6 +48,12 @@ class InvalidTransition(Exception):
 
 class LeaseLost(Exception):
     """The worker no longer holds the job: its lease ran out and someone else took it over."""
+
+
+class ImageRunning(APIException):
+    status_code = 409
+    default_detail = "This image is being rendered; delete it once it has finished."
+    default_code = "image_running"
 
 
 class QueueFull(Throttled):
@@ -99,7 +105,8 @@ def image_update(
     Raises InvalidTransition when ``status`` may not follow the current one, LeaseLost when
     ``expect_lease`` is given and that worker no longer holds the job, Image.DoesNotExist when the
     image is gone. Result fields left None
-    keep their value. Entering ``running`` takes a lease for ``lease_owner``.
+    keep their value. Entering ``running`` takes a lease for ``lease_owner`` and the owner's turn in
+    the queue (``QueueTurn``).
     """
     with transaction.atomic():
         current = Image.objects.select_for_update().filter(pk=image.pk).first()
@@ -116,6 +123,7 @@ def image_update(
             current.lease_owner = lease_owner
             current.lease_expires_at = now + timedelta(seconds=conf.lease_seconds())
             current.attempts += 1
+            _note_served(current.owner_id, now)
         else:
             current.lease_owner, current.lease_expires_at = "", None
         if status == Status.QUEUED and previous == Status.RUNNING:
@@ -154,25 +162,27 @@ def _claimable(now) -> Q:
     return Q(status=Status.QUEUED) | (Q(status=Status.RUNNING) & lease_gone)
 
 
-def _place_in_line() -> Coalesce:
-    """How many of the owner's unfinished jobs are older than this one, running ones included.
-
-    Ordering the queue by it serves owners in turn: each owner's oldest job comes first, and an
-    owner whose jobs are already running waits behind one whose are not, so a backlog of one owner
-    never holds up another's first image. A correlated count, not a window function, because
-    PostgreSQL refuses ``FOR UPDATE`` beside a window function; it reads the partial index
-    ``image_owner_queue_idx``, at most the queue limit's worth of entries per job.
-    """
-    older = Image.objects.filter(owner_id=OuterRef("owner_id"), status__in=UNFINISHED).filter(
-        Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
+def _note_served(owner_id: int, now) -> None:
+    """The owner's turn is taken: their next job waits behind every owner served less recently."""
+    QueueTurn.objects.bulk_create(
+        [QueueTurn(owner_id=owner_id, served_at=now)],
+        update_conflicts=True,
+        unique_fields=["owner"],
+        update_fields=["served_at"],
     )
-    return Coalesce(Subquery(older.order_by().values("owner_id").annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
+def _last_served() -> Subquery:
+    return Subquery(QueueTurn.objects.filter(owner_id=OuterRef("owner_id")).values("served_at")[:1])
 
 
 def image_claim_next(*, worker: str) -> Image | None:
     """Lease the next claimable job to ``worker``, or return None when there is none.
 
-    Owners take turns (``_place_in_line``), oldest first among equals. ``FOR UPDATE SKIP LOCKED``:
+    Owners take turns: the owner served least recently (``QueueTurn``; never served comes first) has
+    their oldest job claimed, so one owner's backlog never holds up another's image by more than the
+    job being rendered. A job whose worker died is its owner's oldest, and is taken again at the
+    owner's next turn. ``FOR UPDATE SKIP LOCKED``:
     concurrent workers each lock a different row and never wait on one another. (SQLite has no
     row locks; there, run one worker.)
     """
@@ -181,8 +191,8 @@ def image_claim_next(*, worker: str) -> Image | None:
             job = (
                 Image.objects.select_for_update(skip_locked=True)
                 .filter(_claimable(timezone.now()))
-                .annotate(place=_place_in_line())
-                .order_by(F("place"), "created_at", "id")
+                .annotate(served_at=_last_served())
+                .order_by(F("served_at").asc(nulls_first=True), "created_at", "id")
                 .first()
             )
             if job is None:
@@ -195,6 +205,23 @@ def image_claim_next(*, worker: str) -> Image | None:
                 )
                 continue
             return image_update(image=job, status=Status.RUNNING, lease_owner=worker)
+
+
+def image_delete(*, image_id: int, viewer: Viewer) -> None:
+    """Delete an image ``viewer`` may see (its owner or staff; Http404 otherwise) with its file.
+
+    ImageRunning while it is ``running``: a generator holds it. The row lock keeps a generator from
+    claiming it meanwhile (its claim skips locked rows). Usage recorded for it stays billed: a usage
+    record names its image by ``source`` only. The file and the cache go by the post_delete receivers
+    (files.py, cache.py), once the deletion commits.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or not (viewer.is_staff or image.owner_id == viewer.pk):
+            raise Http404("Image not found.")
+        if image.status == Status.RUNNING:
+            raise ImageRunning()
+        image.delete()
 
 
 def image_complete(

@@ -15,7 +15,7 @@ from techbirdsfly.responses import cached_response
 
 from . import cache, serializers, services
 from .models import Image
-from .selectors import image_data, image_metadata, image_result, image_visible
+from .selectors import image_data, image_list, image_metadata, image_result, image_visible
 
 RETRY_AFTER = OpenApiParameter(
     "Retry-After", int, OpenApiParameter.HEADER, description="Seconds to wait before trying again.", response=[429]
@@ -23,6 +23,20 @@ RETRY_AFTER = OpenApiParameter(
 
 
 class ImageListView(APIView):
+    @extend_schema(
+        operation_id="images_list",  # drf-spectacular names both GETs under /api/images "images_retrieve"
+        parameters=[serializers.ImageListQuerySerializer],
+        responses={
+            200: serializers.CachedImagePageSerializer,
+            400: OpenApiResponse(description="Invalid limit, status or cursor; the answer names it."),
+            401: OpenApiResponse(),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = serializers.ImageListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return cached_response(image_list(viewer=request.user, **query.validated_data))
+
     @extend_schema(
         request=serializers.ImageCreateSerializer,
         responses={
@@ -52,6 +66,19 @@ class ImageDetailView(APIView):
         if result.value is None or not image_visible(owner_id=result.value["ownerId"], user=request.user):
             raise NotFound
         return cached_response(result)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            401: OpenApiResponse(),
+            404: OpenApiResponse(),
+            409: OpenApiResponse(description="The image is running; delete it once it has finished."),
+        },
+    )
+    def delete(self, request: Request, image_id: int) -> Response:
+        services.image_delete(image_id=image_id, viewer=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request=serializers.ImageUpdateSerializer,

@@ -50,7 +50,9 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("billing", "summary", 15 * 60),
     Kind("billing", "usage", 5 * 60),
     Kind("billing", "invoices", 30 * 60),
+    Kind("billing", "accounts", 15 * 60),  # the first page of an owner's account list
     Kind("admin", "dashboard", 5 * 60),
     Kind("image", "metadata", 60 * 60),
+    Kind("image", "list", 60 * 60),  # the first page of an owner's image list, per status
     Kind("user", "preferences", 10 * 60),
 )
