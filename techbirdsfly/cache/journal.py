@@ -1,4 +1,4 @@
-"""The invalidation journal: every invalidation is a row in the database, and every process reads them all.
+"""The invalidation journal: every invalidation is a row in the database, and every process knows them.
 
 Redis alone cannot keep the promise that a write ends what it replaced. Redis can come back *older*
 than it was (an RDB save point, AOF everysec, a replica promoted before it got the last writes, a
@@ -8,122 +8,82 @@ keys in Redis say an entry is current when it is not.
 
 So ``invalidate`` also writes a ``CacheJournal`` row, in the same transaction as the write that causes
 it: the row is durable exactly when the write is. Its id is the scope's new *generation number*. Each
-process keeps an in-memory index of the newest row per scope, filled when the process first reads
-the cache and kept current by a follower thread (CACHE_JOURNAL_POLL) and by a catch-up before any
-read over a new Redis connection is trusted. A cached entry records the generation it was computed
-under, and the read path refuses every entry whose number is below the index's: whatever Redis holds
-or comes back with, an entry older than an acknowledged write is not served by a process that has
-seen the write's row — the writer at once, every other process within one poll, and any process at
-once after it reconnects.
-
-**What has committed, not what has the larger id.** Ids are drawn when a row is inserted and commit
-in any order: a transaction that drew id 7 may commit seconds after thousands of larger ids were
-read. On PostgreSQL every row carries its transaction's id (``xid``), and each read returns the
-rows committed since the previous read's snapshot (``pg_visible_in_snapshot``): a row is read once
-its transaction commits, however long it ran and however many ids went past it. (On SQLite writes
-take the database lock in turn, so ids commit in order and ``id >`` the largest read is exact.)
+process keeps an index of the newest number per scope, filled when the process first reads the cache
+and kept current by the follower (follower.py: rows pushed on commit, and a poll that guarantees
+them) and by a catch-up before any read over a new Redis connection is trusted. A cached entry
+records the generation it was computed under, and the read path refuses every entry whose number is
+below the index's: whatever Redis holds or comes back with, an entry older than an acknowledged write
+is not served by a process that has seen the write's row — the writer at once, every other process
+when the push arrives or at its next poll, and any process at once after it reconnects. Rows are read
+by what has committed, not by id, which commits out of order (journal_sql.py).
 
 **Histories.** A restore, a point-in-time recovery, a failover to a lagging standby, a truncation of
 the table or ``manage.py flush`` rewind the id sequence: new numbers are lower than generations Redis
-already holds. The rows of app ``HISTORY_APP`` name the database's current history together with
-the server it belongs to (system identifier, timeline, database oid). When they are gone (truncated,
-flushed) or name another server (a restored copy, a promoted standby), a process starts a new
-history; every generation carries the label of its history (generations.py), and an entry of another
-history is never served, so everything cached before the rewind is stale at once in every process
-that has read the journal since.
+already holds. The history rows name the database's current history together with the server it
+belongs to (system identifier, timeline, database oid). When they are gone (truncated, flushed) or
+name another server (a restored copy, a promoted standby), a process starts a new history; every
+generation carries the label of its history (generations.py), and an entry of another history is
+never served, so everything cached before the rewind is stale in every process that has read the
+journal since.
 
-Rows are pruned once older than the longest TTL (``WINDOW``): by then every entry computed before
-them has expired, and entries carry their signed expiry, so Redis cannot keep one alive longer. Ages
-are the database's clock (clock.py), the one every process shares.
+**Size.** The index holds one number per scope, not per row, keyed by the hash of the scope: two
+scopes that share a hash share the larger number, which can only refuse more entries, never serve a
+stale one. Rows are pruned once older than the longest TTL (``WINDOW``), and forgotten then: every
+entry computed before them has expired, and entries carry their signed expiry, so Redis cannot keep
+one alive longer. Ages are the database's clock (clock.py), the one every process shares.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
-from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
-from django.db.models.functions import Now
+from django.db import DatabaseError, connection
 
-from . import clock
+from . import clock, journal_sql
 from .connection import ConnectEpoch
+from .journal_sql import HISTORY_APP, label
 from .policy import KINDS
+
+__all__ = ["HISTORY_APP", "label"]
 
 logger = logging.getLogger("techbirdsfly.cache")
 
 # Every entry computed before a row older than this has expired (TTL) by the time the row goes.
 WINDOW = max(kind.ttl for kind in KINDS.values()) + 60
-# How often the follower deletes rows older than WINDOW (and forgets them).
-PRUNE_EVERY = 60.0
-
-# The ``app`` of the rows that name the database's history: never an app's name, never pruned, and
-# their removal (a truncation, ``flush``) is itself a new history. Spelled out in the SQL below.
-HISTORY_APP = "*history"
-# A lock of the journal's own, so that two processes that find no history do not both start one.
-_HISTORY_LOCK = 0x74626668  # "tbfh"
-
-# One statement, so one snapshot: the rows it returns are exactly those committed before that
-# snapshot and not before the previous read's (all of them within the window, at the first read).
-_READ_POSTGRESQL = """
-WITH s AS MATERIALIZED (
-  SELECT pg_current_snapshot() AS snap,
-         extract(epoch FROM clock_timestamp())::float8 AS now,
-         concat_ws('/', (SELECT system_identifier FROM pg_control_system()),
-                   CASE WHEN pg_is_in_recovery() THEN ''
-                        ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END,
-                   (SELECT oid FROM pg_database WHERE datname = current_database())) AS server,
-         (SELECT string_agg(h.id || ' ' || h.scope, ',' ORDER BY h.id)
-            FROM techbirdsfly_cachejournal h WHERE h.app = '*history') AS history
-)
-SELECT s.snap::text, s.now, s.server, s.history, j.id, j.app, j.scope, extract(epoch FROM j.created_at)::float8
-FROM s LEFT JOIN techbirdsfly_cachejournal j ON j.app <> '*history' AND (
-  CASE WHEN %(after)s::text IS NULL THEN j.created_at >= to_timestamp(s.now - %(window)s)
-  ELSE j.xid >= pg_snapshot_xmin(%(after)s::pg_snapshot)::text::bigint
-       AND NOT pg_visible_in_snapshot(j.xid::text::xid8, %(after)s::pg_snapshot) END)
-"""
-# The rows' ids and the history they were written in, in the statement that writes them.
-_RECORD_POSTGRESQL = """
-INSERT INTO techbirdsfly_cachejournal (app, scope) SELECT %s, unnest(%s::text[])
-RETURNING id, scope, (SELECT string_agg(h.id || ' ' || h.scope, ',' ORDER BY h.id)
-                        FROM techbirdsfly_cachejournal h WHERE h.app = '*history')
-"""
-
-
-class _Read(NamedTuple):
-    rows: list[tuple[int, str, str, float]]  # id, app, scope, created at (database clock)
-    position: Any  # what the next read continues from: a snapshot, or the largest id read
-    now: float  # the database's clock
-    server: str  # the database server this history belongs to
-    history: str  # the history rows, as one string ('' when there are none)
+# An index entry is two small ints (under 2**60, CPython's 32-byte size): the scope's hash, cut to
+# 60 bits, and its newest id shifted over 24 bits of when it was noted (``notes``, wrapping).
+_KEY = (1 << 60) - 1
+_NOTED_BITS = 24
+_NOTED = (1 << _NOTED_BITS) - 1
 
 
 class _Index:
-    """The newest journal id of every scope invalidated within WINDOW, as this process knows it."""
+    """The newest journal number of every scope invalidated within WINDOW, as this process knows it."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        # (app, scope) -> (newest id, its row's time by the database's clock, ``notes`` when noted)
-        self.latest: dict[tuple[str, str], tuple[int, float, int]] = {}
+        self.lock = threading.Lock()  # held only to change the index, never across a database read
+        self.reading = threading.Lock()  # one read of the journal at a time
+        # scope's key -> newest id << _NOTED_BITS | ``notes`` when it was noted
+        self.latest: dict[int, int] = {}
         self.notes = 0  # batches of rows noted so far
         self.history = ""  # the label of the history the numbers belong to (generations carry it)
         self.position: Any = None
         self.loaded = False
         self.synced_connects = -1  # ConnectEpoch.connects when the last catch-up began
 
-    def note(self, rows: Iterable[tuple[int, str, str, float]]) -> None:
+    def note(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        """Call with ``lock`` held."""
         latest = self.latest
         self.notes += 1
-        for row_id, app, scope, at in rows:
-            current = latest.get((app, scope))
-            if current is None or current[0] < row_id:
-                latest[(app, scope)] = (row_id, at, self.notes)
+        mark = self.notes & _NOTED
+        for row_id, app, scope in rows:
+            key = _key(app, scope)
+            current = latest.get(key)
+            if current is None or current >> _NOTED_BITS < row_id:
+                latest[key] = row_id << _NOTED_BITS | mark
 
     def reset(self) -> None:
         with self.lock:
@@ -133,10 +93,14 @@ class _Index:
 _index = _Index()
 
 
+def _key(app: str, scope: str) -> int:
+    return hash((app, scope)) & _KEY
+
+
 def floor(app: str, scope: str) -> int:
     """The newest generation number of ``scope`` this process knows; 0 when none within WINDOW."""
-    found = _index.latest.get((app, scope))
-    return found[0] if found else 0
+    found = _index.latest.get(_key(app, scope))
+    return found >> _NOTED_BITS if found else 0
 
 
 def notes() -> int:
@@ -151,10 +115,11 @@ def floor_as_of(app: str, scope: str, mark: int) -> int:
     read: a row known at the mark committed before the read, so the value includes it; a row learned
     since may or may not be in it, and -1 is below every number, so that value is stale.
     """
-    found = _index.latest.get((app, scope))
+    found = _index.latest.get(_key(app, scope))
     if found is None:
         return 0
-    return found[0] if found[2] <= mark else -1
+    learned_since = 0 < ((found & _NOTED) - mark) & _NOTED < 1 << (_NOTED_BITS - 1)
+    return -1 if learned_since else found >> _NOTED_BITS
 
 
 def history() -> str:
@@ -162,33 +127,20 @@ def history() -> str:
     return _index.history
 
 
-def label(history_rows: str) -> str:
-    return hashlib.sha256(history_rows.encode()).hexdigest()[:12] if history_rows else ""
-
-
 def record(app: str, scopes: list[str]) -> tuple[list[int], str]:
     """Write one row per scope in the current transaction: the scopes' new generation numbers, in order,
     and the label of the history they belong to ('' when the database has none yet)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_RECORD_POSTGRESQL, [app, scopes])
-            returned = cursor.fetchall()
-        ids = {scope: row_id for row_id, scope, _ in returned}
-        return [ids[scope] for scope in scopes], label(returned[0][2] or "")
-    from techbirdsfly.models import CacheJournal
-
-    rows = CacheJournal.objects.bulk_create([CacheJournal(app=app, scope=scope) for scope in scopes])
-    return [row.pk for row in rows], label(_history_rows())
+    ids, history_rows = journal_sql.record(connection, app, scopes)
+    return ids, label(history_rows)
 
 
 def note_committed(app: str, scopes: list[str], ids: list[int], history_label: str) -> None:
-    """The writer's own rows, known to this process the moment they commit."""
+    """Rows known committed (the writer's own, or pushed by another process): known here at once."""
     if history_label != _index.history or not _index.loaded:
         catch_up()  # a history this process has not seen yet: learn it, and these rows with it
         return
-    at = clock.now()
     with _index.lock:
-        _index.note((row_id, app, scope, at) for row_id, scope in zip(ids, scopes, strict=True))
+        _index.note((row_id, app, scope) for row_id, scope in zip(ids, scopes, strict=True))
 
 
 def trusted(start: int) -> bool:
@@ -206,152 +158,62 @@ def trusted(start: int) -> bool:
     return catch_up(after_connects=end)
 
 
-def catch_up(*, after_connects: int | None = None) -> bool:
+def catch_up(*, after_connects: int | None = None, prepare: bool = False) -> bool:
     """Read the rows this process has not seen. False when the database fails.
 
     With ``after_connects``, a catch-up that another thread began once that many connections were
     made is enough: concurrent readers of a new connection wait for one query instead of each making one.
+    Writers noting their own rows meanwhile are never held up by the read, only by its short update.
     """
-    with _index.lock:
+    with _index.reading:
         connects = ConnectEpoch.connects
         if after_connects is not None and _index.loaded and _index.synced_connects >= after_connects:
             return True
         try:
-            read = _read(_index.position if _index.loaded else None)
-            if not _current_history(read):
-                _begin_history(read.server)
-                read = _read(None)
-            if _index.loaded and label(read.history) != _index.history:
+            read = journal_sql.read(connection, _index.position if _index.loaded else None, WINDOW, prepare=prepare)
+            if not journal_sql.names_server(read.history, read.server):
+                if journal_sql.begin_history(connection, read.server):
+                    logger.info("cache journal: a new database history begins (%s)", read.server)
+                read = journal_sql.read(connection, None, WINDOW)
+            renewed = _index.loaded and label(read.history) != _index.history
+            if renewed:
                 logger.warning(
                     "the database's history changed (a restore, failover, truncation or flush): every"
                     " entry cached before it is stale"
                 )
-                _index.latest.clear()
-                read = _read(None)
+                read = journal_sql.read(connection, None, WINDOW)
         except DatabaseError:
             logger.warning("could not read the cache invalidation journal", exc_info=True)
             return False
         clock.anchor(read.now)
-        _index.note(read.rows)
-        _index.history = label(read.history)
-        _index.position = read.position
-        _index.loaded = True
-        _index.synced_connects = max(_index.synced_connects, connects)
+        with _index.lock:
+            if renewed:
+                _index.latest.clear()
+            _index.note(read.rows)
+            _index.history = label(read.history)
+            _index.position = read.position
+            _index.loaded = True
+            _index.synced_connects = max(_index.synced_connects, connects)
         return True
 
 
-def _read(after: Any) -> _Read:
-    """Rows committed since ``after`` (None: every row within WINDOW), with the history and the time."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_READ_POSTGRESQL, {"after": after, "window": WINDOW})
-            result = cursor.fetchall()
-        snapshot, now, server, history_rows = result[0][:4]
-        rows = [(row[4], row[5], row[6], row[7]) for row in result if row[4] is not None]
-        return _Read(rows, snapshot, now, server, history_rows or "")
-    from techbirdsfly.models import CacheJournal
-
-    now = time.time()  # SQLite is a file on this machine: its clock is this one
-    rows = CacheJournal.objects.exclude(app=HISTORY_APP)
-    if after is None:
-        rows = rows.filter(created_at__gte=datetime.fromtimestamp(now - WINDOW, tz=UTC))
-    else:
-        rows = rows.filter(id__gt=after)
-    found = [
-        (i, app, scope, at.timestamp()) for i, app, scope, at in rows.values_list("id", "app", "scope", "created_at")
-    ]
-    position = max((row[0] for row in found), default=after or 0)
-    return _Read(found, position, now, "sqlite", _history_rows())
-
-
-def _history_rows() -> str:
-    from techbirdsfly.models import CacheJournal
-
-    rows = CacheJournal.objects.filter(app=HISTORY_APP).order_by("id").values_list("id", "scope")
-    return ",".join(f"{row_id} {scope}" for row_id, scope in rows)
-
-
-def _current_history(read: _Read) -> bool:
-    """Does the database name a history of its own server (not a copy's, not gone)?"""
-    return any(row.split(" ", 2)[-1] == read.server for row in read.history.split(",") if row)
-
-
-def _begin_history(server: str) -> None:
-    """Start a new history: every generation of the previous one is stale from now on."""
-    from techbirdsfly.models import CacheJournal
-
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_HISTORY_LOCK])
-        if _current_history(_Read([], None, 0.0, server, _history_rows())):
-            return  # another process began it while this one waited
-        CacheJournal.objects.filter(app=HISTORY_APP).delete()
-        CacheJournal.objects.create(app=HISTORY_APP, scope=f"{uuid.uuid4().hex} {server}")
-    logger.info("cache journal: a new database history begins (%s)", server)
-
-
 def forget_old() -> None:
-    """Drop from the index what no entry can still depend on (rows older than WINDOW)."""
-    stale = clock.now() - WINDOW
+    """Drop from the index what no entry can still depend on: numbers older than every row within WINDOW.
+
+    Ids and row times rise together (an id is drawn as its row is written, at its statement's time),
+    so a number below the oldest row of the last WINDOW plus a minute is older than WINDOW.
+    """
+    oldest = journal_sql.oldest_id_within(WINDOW + 60)
     with _index.lock:
-        _index.latest = {scope: found for scope, found in _index.latest.items() if found[1] >= stale}
+        if oldest is None:
+            _index.latest.clear()
+        else:
+            _index.latest = {key: value for key, value in _index.latest.items() if value >> _NOTED_BITS >= oldest}
 
 
 def prune() -> int:
     """Delete rows older than WINDOW, by the database's clock; any process may, any number of times."""
-    from techbirdsfly.models import CacheJournal
-
-    old = CacheJournal.objects.exclude(app=HISTORY_APP).filter(created_at__lt=Now() - timedelta(seconds=WINDOW))
-    deleted, _ = old.delete()
-    return deleted
-
-
-# --- the follower -------------------------------------------------------------------------------
-
-
-class _Follower:
-    """One daemon thread per process that reads new rows every CACHE_JOURNAL_POLL seconds.
-
-    So an invalidation that could not reach Redis from the process that made it (cut off from Redis
-    while the others are not) is refused by every other process within one poll.
-    """
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def ensure_running(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            return
-        interval = settings.CACHE_JOURNAL_POLL
-        if interval <= 0:
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
-                self._thread = threading.Thread(
-                    target=self._run, args=(interval,), name="cache-journal-follower", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        next_prune = time.monotonic() + PRUNE_EVERY
-        while True:
-            time.sleep(interval)
-            if not catch_up():
-                connections.close_all()  # a fresh connection next time
-                continue
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + PRUNE_EVERY
-                forget_old()
-                try:
-                    prune()
-                except DatabaseError:
-                    logger.warning("could not prune the cache invalidation journal", exc_info=True)
-
-
-follower = _Follower()
+    return journal_sql.prune(WINDOW)
 
 
 def reset() -> None:

@@ -26,6 +26,7 @@ from django.conf import settings
 from . import clock, cluster, fills, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
+from .follower import follower
 from .generations import WRITING, claim, entry_keys, is_current
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
@@ -207,7 +208,7 @@ def get_or_compute[T](
     still served the cached value (probabilistic early expiration), so a hot key has no cliff.
     """
     policy = kind_of(kind)
-    journal.follower.ensure_running()
+    follower.ensure_running()
     slot = Slot(policy, key, scope, fresh)
     try:
         entry = slot.read()

@@ -1,0 +1,331 @@
+"""The journal past one server: ``python -m bench.scale`` (figures for bench/RESULTS.md, "Scale").
+
+Measured here, each part against its own PostgreSQL database (BENCH_DATABASE_URL, default
+tbf_scale_bench, migrated here) and a private redis-server:
+
+- index: a new process's first read of the journal with 100,000 and 1,000,000 scopes in the window
+  (and 1,000,000 rows over 100,000 scopes): seconds, resident memory added, bytes per scope;
+- push: commit -> seen latency (p50, p99) of pushed rows with 10/50/90 listening followers at
+  10/100/1000 writes/s, and PostgreSQL's CPU meanwhile (all its processes, from /proc);
+- poll: PostgreSQL's CPU for the followers' backstop poll, idle;
+- idle: the CPU of a gunicorn with 5 workers (followers running, no requests) over 10 s.
+
+200 followers need more connections than this server's ``max_connections`` (100): the largest
+count run is printed with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> dict[int, int]:
+    """CPU ticks used so far by each PostgreSQL process on this machine."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if head.split("(", 1)[-1].startswith("postgres"):
+            values = tail.split()
+            found[int(stat.parent.name)] = int(values[11]) + int(values[12])
+    return found
+
+
+def postgres_cpu_since(before: dict[int, int]) -> float:
+    """CPU seconds PostgreSQL used since ``before`` (a backend that ended meanwhile is not counted)."""
+    after = postgres_cpu()
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / TICKS
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            values = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(values[11]) + int(values[12])
+    return total / TICKS
+
+
+def fill(rows: int, scopes: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM techbirdsfly_cachejournal WHERE app <> '*history'")
+        cursor.execute(
+            "INSERT INTO techbirdsfly_cachejournal (app, scope) "
+            "SELECT 'billing', 'billing:account:' || (g %% %s) FROM generate_series(1, %s) AS g",
+            [scopes, rows],
+        )
+        cursor.execute("VACUUM ANALYZE techbirdsfly_cachejournal")
+
+
+def load_probe() -> None:
+    """In a fresh process: what the first read of the journal costs it."""
+    _setup(migrate=False)
+    import gc
+
+    from techbirdsfly.cache import journal
+
+    gc.collect()
+    before = _rss()
+    began = time.perf_counter()
+    assert journal.catch_up()
+    seconds = time.perf_counter() - began
+    gc.collect()
+    index = journal._index.latest
+    exact = sys.getsizeof(index) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in index.items())
+    print(f"{seconds:.3f} {_rss() - before} {len(index)} {exact}")
+
+
+def bench_index(sizes: list[tuple[int, int]]) -> list[str]:
+    lines = []
+    for rows, scopes in sizes:
+        fill(rows, scopes)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.scale", "--load-probe"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+        seconds, rss, count, exact = float(out[0]), int(out[1]), int(out[2]), int(out[3])
+        lines.append(
+            f"  first read, {rows:,} rows over {scopes:,} scopes: {seconds:.2f} s, +{rss / 1e6:.0f} MB resident,"
+            f" {count:,} index entries, {exact / count:.0f} B per scope"
+        )
+        print(lines[-1], flush=True)
+    fill(0, 1)
+    return lines
+
+
+def bench_push(followers: list[int], rates: list[int], seconds: float) -> list[str]:
+    import psycopg
+    from django.db import connection
+
+    from techbirdsfly.cache import journal_sql
+
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context"):
+        params.pop(django_only, None)
+    lines = []
+    for count in followers:
+        listeners = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
+        for listener in listeners:
+            listener.execute(f"LISTEN {journal_sql.CHANNEL}")
+        for rate in rates:
+            lines.append(_push_round(params, listeners, count, rate, seconds))
+            print(lines[-1], flush=True)
+        for listener in listeners:
+            listener.close()
+    return lines
+
+
+def _push_round(params: dict, listeners: list, count: int, rate: int, seconds: float) -> str:
+    import psycopg
+
+    from techbirdsfly.cache import journal_sql
+
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def listen(conn: psycopg.Connection) -> None:
+        while not stop.is_set():
+            for notice in conn.notifies(timeout=0.2):
+                seen = time.monotonic()
+                scope = notice.payload.rsplit(" ", 1)[-1]
+                with lock:
+                    if scope in sent:
+                        latencies.append(seen - sent[scope])
+
+    threads = [threading.Thread(target=listen, args=(c,), daemon=True) for c in listeners]
+    for thread in threads:
+        thread.start()
+    writer = psycopg.connect(**params)
+    cpu_before = postgres_cpu()
+    began = time.monotonic()
+    n = 0
+    while time.monotonic() - began < seconds:
+        scope = f"billing:account:push-{rate}-{n}"
+        params_row = {"app": "billing", "scopes": [scope], "channel": journal_sql.CHANNEL, "max": 7900}
+        writer.execute(journal_sql._RECORD, params_row)
+        sent[scope] = time.monotonic()
+        writer.commit()
+        n += 1
+        pause = began + n / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    elapsed = time.monotonic() - began
+    time.sleep(0.3)
+    cpu = postgres_cpu_since(cpu_before) / elapsed
+    stop.set()
+    for thread in threads:
+        thread.join(2)
+    writer.close()
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return (
+        f"  push, {count} followers, {rate} writes/s (ran {n / elapsed:.0f}/s): commit -> seen p50 {p50:.1f} ms,"
+        f" p99 {p99:.1f} ms ({len(latencies):,} deliveries); PostgreSQL {cpu * 100:.1f}% of a CPU"
+    )
+
+
+def bench_poll(followers: list[int], interval: float, seconds: float) -> list[str]:
+    """``count`` followers polling every ``interval`` s (the prepared backstop read), nothing written."""
+    import psycopg
+    from django.db import connection
+
+    from techbirdsfly.cache import journal_sql
+
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context"):
+        params.pop(django_only, None)
+    lines = []
+    for count in followers:
+        conns = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
+        snapshot = conns[0].execute("SELECT pg_current_snapshot()::text").fetchone()[0]
+        cpu_before = postgres_cpu()
+        began = time.monotonic()
+        polls = 0
+        while time.monotonic() - began < seconds:
+            for conn in conns:
+                with psycopg.Cursor(conn) as cursor:
+                    cursor.execute(journal_sql._NEXT_READ, {"after": snapshot}, prepare=True)
+                    cursor.fetchall()
+                polls += 1
+            time.sleep(interval)
+        elapsed = time.monotonic() - began
+        cpu = postgres_cpu_since(cpu_before)
+        lines.append(
+            f"  poll, {count} followers every {interval:g} s, idle: {cpu / polls * 1e6:.0f} µs of PostgreSQL CPU"
+            f" per poll, {cpu / elapsed * 100:.2f}% of a CPU"
+        )
+        print(lines[-1], flush=True)
+        for conn in conns:
+            conn.close()
+    return lines
+
+
+def bench_idle(seconds: float) -> list[str]:
+    from auth_app.models import User
+    from auth_app.services import token_pair_issue
+    from techbirdsfly.servers import GunicornServer
+    from techbirdsfly.testing import http_json
+
+    user, _ = User.objects.get_or_create(email="scale-bench@example.com")
+    token = token_pair_issue(user=user).access_token
+    env = {
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    server = GunicornServer(env=env, workers=5).start()
+    try:
+        for _ in range(60):  # every worker reads the cache once: its follower starts
+            http_json(server.url, "GET", "/api/auth/me", token=token)
+        time.sleep(2)
+        pids = [server.process.pid, *_children(server.process.pid)]
+        cpu = process_cpu_seconds(pids)
+        time.sleep(seconds)
+        cpu = process_cpu_seconds(pids) - cpu
+    finally:
+        server.stop()
+    line = (
+        f"  idle gunicorn, {len(pids) - 1} workers, no requests: {cpu / seconds * 100:.2f}% of a CPU over {seconds:g} s"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            values = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(values[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _setup(*, migrate: bool) -> None:
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--load-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that it runs")
+    args = parser.parse_args(argv)
+    if args.load_probe:
+        load_probe()
+        return 0
+
+    import socket
+
+    from bench.journal import _ensure_database
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tbf_scale_bench")
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="techbirdsfly.settings",
+        DATABASE_URL=database,
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        DJANGO_DEBUG="1",
+        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop"),
+        CACHE_JOURNAL_POLL="0",
+        DJANGO_LOG_LEVEL="ERROR",
+    )
+    from techbirdsfly.testing import RedisServer
+
+    redis_server = RedisServer(port).start()
+    try:
+        _ensure_database(database)
+        _setup(migrate=True)
+        from techbirdsfly.cache import journal
+
+        assert journal.catch_up()  # the database's history exists before anyone reads
+        print("scale", flush=True)
+        if args.smoke:
+            bench_index([(1_000, 1_000)])
+            bench_push([2], [10], 0.5)
+            bench_poll([2], 0.1, 0.3)
+            return 0
+        bench_index([(100_000, 100_000), (1_000_000, 1_000_000), (1_000_000, 100_000)])
+        bench_push([10, 50, 90], [10, 100, 1000], 3.0)
+        print("  push, 200 followers: not run (this server's max_connections is 100)", flush=True)
+        bench_poll([10, 50, 90], 1.0, 5.0)
+        bench_idle(10.0)
+    finally:
+        redis_server.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

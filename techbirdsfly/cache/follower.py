@@ -1,0 +1,135 @@
+"""The journal follower: one thread per process that keeps the journal's index current.
+
+Pushed, then guaranteed. On PostgreSQL every write's rows arrive as a ``NOTIFY`` when its transaction
+commits (journal_sql.py), on a connection of the follower's own that ``LISTEN``s, and are noted at
+once. A notification can be lost (the listening connection drops, a payload too large to carry its
+rows, the process forked), so every CACHE_JOURNAL_POLL seconds the follower also reads what has
+committed since its last read: that read, not the push, is the guarantee. Idle, the thread sleeps in
+the listening connection's socket; a poll costs one prepared statement.
+
+At most one follower per process: it starts with the first cached read, and again in a forked child
+(a gunicorn worker), whose copy of the parent's thread does not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, connection, connections
+
+from . import journal, journal_sql
+
+logger = logging.getLogger("techbirdsfly.cache")
+
+# How often the follower deletes rows older than the window (and forgets them).
+PRUNE_EVERY = 60.0
+
+
+class _Follower:
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.listening = False  # listening for pushed rows, after a first poll
+        self.pushed = 0  # rows noted from notifications
+
+    def ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        interval = settings.CACHE_JOURNAL_POLL
+        if interval <= 0:
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, args=(interval,), name="cache-journal-follower", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close its connections (tests; a process that ends)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self, interval: float) -> None:
+        listener: psycopg.Connection[Any] | None = None
+        next_poll = next_prune = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if listener is None or listener.closed:
+                    listener = _listen()
+                # Short waits, so that stop() is prompt; a wait costs one wake-up, not a query.
+                wait = min(max(next_poll - time.monotonic(), 0.001), 1.0)
+                if listener is None:
+                    self._stop.wait(wait)
+                else:
+                    try:
+                        for notice in listener.notifies(timeout=wait):
+                            self.take(notice.payload)
+                    except psycopg.Error:
+                        logger.warning("cache journal: lost the connection that listens for pushes", exc_info=True)
+                        listener.close()
+                if time.monotonic() < next_poll:
+                    continue
+                next_poll = time.monotonic() + interval
+                if not journal.catch_up(prepare=True):
+                    connections.close_all()  # a fresh connection next time
+                    continue
+                self.listening = listener is not None and not listener.closed
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY
+                    try:
+                        journal.forget_old()
+                        journal.prune()
+                    except DatabaseError:
+                        logger.warning("could not prune the cache invalidation journal", exc_info=True)
+        finally:
+            self.listening = False
+            if listener is not None:
+                listener.close()
+            connections.close_all()
+
+    def take(self, payload: str) -> None:
+        """Note the rows of one notification (or read now, when it could not carry them)."""
+        pushed = journal_sql.parse_push(payload)
+        if pushed is None:
+            return
+        app, history, rows = pushed
+        if not rows:
+            journal.catch_up(prepare=True)
+            return
+        journal.note_committed(app, [scope for _, scope in rows], [row_id for row_id, _ in rows], history)
+        self.pushed += len(rows)
+
+
+_warned = threading.Event()  # a database that will not listen is said once, not at every poll
+
+
+def _listen() -> psycopg.Connection[Any] | None:
+    """A connection of the follower's own that listens for pushed rows; None where there is no push."""
+    if connection.vendor != "postgresql":
+        return None
+    params = connections["default"].get_connection_params()
+    for django_only in ("cursor_factory", "context"):
+        params.pop(django_only, None)
+    try:
+        listener = psycopg.connect(**params, autocommit=True)
+        listener.execute(f"LISTEN {journal_sql.CHANNEL}")
+    except psycopg.Error:
+        if not _warned.is_set():
+            _warned.set()
+            logger.warning("cache journal: cannot listen for pushed rows; polling only", exc_info=True)
+        return None
+    _warned.clear()
+    return listener
+
+
+follower = _Follower()
