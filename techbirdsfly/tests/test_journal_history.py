@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from unittest import mock
 
 from django.core.management import call_command
 from django.db import connection, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
+from django.db.models.functions import Now
 from rest_framework.test import APIClient
 
 from auth_app.cache import user_scope
@@ -21,7 +23,7 @@ from auth_app.selectors import token_validate
 from auth_app.services import password_change, token_pair_issue
 from auth_app.tests.factories import PASSWORD, make_user
 from billing_app.tests.factories import make_account, make_usage
-from techbirdsfly.cache import clock, get_or_compute, invalidate, journal
+from techbirdsfly.cache import clock, get_or_compute, invalidate, journal, journal_sql
 from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.models import CacheJournal
 from techbirdsfly.testing import LiveTestCase, test_redis
@@ -210,3 +212,31 @@ class SteppedClockTests(LiveTestCase):
             database_now = cursor.fetchone()[0]
         self.assertTrue(journal.catch_up())
         self.assertAlmostEqual(clock.now(), database_now, delta=1)
+
+
+class IndexSizeTests(LiveTestCase):
+    def test_a_first_read_takes_one_row_per_scope(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO techbirdsfly_cachejournal (app, scope)"
+                " SELECT 'billing', 'billing:account:' || (g % 10) FROM generate_series(1, 500) AS g"
+            )
+        read = journal_sql.read(connection, None, journal.WINDOW)
+        self.assertEqual(len(read.rows), 10)
+        rows = CacheJournal.objects.filter(app="billing").values("scope").annotate(newest=Max("id"))
+        newest = {row["scope"]: row["newest"] for row in rows}
+        self.assertEqual({scope: row_id for row_id, _, scope in read.rows}, newest)
+        journal.reset()
+        self.assertTrue(journal.catch_up())
+        self.assertEqual(len(journal._index.latest), 10)
+        self.assertEqual(journal.floor("billing", "billing:account:3"), newest["billing:account:3"])
+
+    def test_numbers_older_than_the_window_are_forgotten(self):
+        with transaction.atomic():
+            invalidate("billing", "billing:account:1", "billing:account:2")
+        CacheJournal.objects.filter(scope="billing:account:1").update(
+            created_at=Now() - timedelta(seconds=journal.WINDOW + 120)
+        )
+        journal.forget_old()
+        self.assertEqual(journal.floor("billing", "billing:account:1"), 0)
+        self.assertGreater(journal.floor("billing", "billing:account:2"), 0)
