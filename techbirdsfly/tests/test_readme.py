@@ -22,8 +22,9 @@ from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 
 from auth_app.models import User
+from image_app import generator_lock
 from techbirdsfly.env import read_env_file
-from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, free_port, server_env, test_redis
 
 BASE_DIR = Path(settings.BASE_DIR)
 README = BASE_DIR / "README.md"
@@ -145,7 +146,8 @@ class MakeRunTests(SimpleTestCase):
             taken.listen()
             port = taken.getsockname()[1]
             result = subprocess.run(
-                ["make", "run", f"PORT={port}"],
+                # -o: the virtualenv is there (checked above); this test is about the port, not installing.
+                ["make", "-o", ".venv/bin/.installed", "run", f"PORT={port}"],
                 cwd=BASE_DIR,
                 env=clean_environment(),
                 capture_output=True,
@@ -154,4 +156,23 @@ class MakeRunTests(SimpleTestCase):
             )
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"127.0.0.1:{port} is in use", result.stderr)
+        self.assertNotIn("migrate", result.stdout)  # it stopped before touching the database
+
+    def test_a_generator_on_the_same_sqlite_file_stops_a_second_make_run(self):
+        if not (BASE_DIR / ".venv" / "bin" / "python").exists():
+            self.skipTest("no .venv: run make install first")
+        held = generator_lock.acquire(BASE_DIR / "db.sqlite3")  # as the first make run's generator holds it
+        if held is None:
+            self.skipTest("a make run is up in this checkout")
+        self.addCleanup(held.close)
+        result = subprocess.run(
+            ["make", "-o", ".venv/bin/.installed", "run", f"PORT={free_port()}"],
+            cwd=BASE_DIR,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("make run: another generator is already running on the SQLite database", result.stderr)
         self.assertNotIn("migrate", result.stdout)  # it stopped before touching the database
