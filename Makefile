@@ -50,7 +50,12 @@ run: install
 	trap 'kill $$GEN $$BANNER 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/$(RUN_DIR)/metrics-$(PORT) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
+# The whole suite (or TESTS=billing_app ...) on PostgreSQL: DATABASE_URL, else the local server as CI
+# has it. It first names anything missing (techbirdsfly/prerequisites.py): nothing is skipped for it.
+TEST_DATABASE_URL := postgres://postgres@127.0.0.1:5432/techbirdsfly
+test: export DATABASE_URL ?= $(TEST_DATABASE_URL)
 test: install
+	@$(BIN)/python -m techbirdsfly.prerequisites $(if $(TESTS),,--full)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(TESTS)
 
