@@ -1,6 +1,6 @@
 """TechBirdsFly settings. Every value that varies between machines comes from the environment.
 
-The README's configuration table lists each variable; keep the two in step.
+docs/configuration.md lists each variable; keep the two in step.
 """
 
 from __future__ import annotations
