@@ -1,7 +1,7 @@
 # TechBirdsFly API image: python:3.12-slim, runtime dependencies only (requirements.txt, never
 # requirements-dev.txt), static files collected at build, gunicorn as a non-root user.
 #   docker build -t techbirdsfly .
-#   docker compose -f infra/docker-compose.yml up -d --build      (see the README, "Deployment")
+#   docker compose -f infra/docker-compose.yml up -d --build      (see docs/deployment.md)
 
 # --- build: install the pinned requirements into a virtualenv -----------------------------------
 FROM python:3.12-slim AS build

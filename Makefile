@@ -27,21 +27,35 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed .env
 
-# Fails (exit 1, saying why) when the server cannot listen on PORT; Ctrl-C stops the server and the
-# generator and ends make with the usual 130.
+# Stops at once, saying why, when the server cannot listen on PORT or when a generator already runs on
+# the same SQLite file (another make run: SQLite has no row locks); make then exits with 2. Ctrl-C
+# stops the server and the generator and ends make with the usual 130.
+RUN_DIR := .run
 run: install
 	@$(BIN)/python -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", $(PORT)))' 2>/dev/null \
 		|| { echo "make run: 127.0.0.1:$(PORT) is in use (or not a port); free it or choose another: make run PORT=8001" >&2; exit 1; }
+	@why=$$($(DEMO_ENV) $(BIN)/python manage.py run_generator --check 2>&1) \
+		|| { echo "make run: $${why#CommandError: }" >&2; exit 1; }
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser --noinput 2>/dev/null || true
 	# Demo data (a second run finds it and does nothing): demo users, accounts, usage, invoices, images, preferences.
 	$(DEMO_ENV) $(BIN)/python manage.py seed_demo --users 100 --accounts 250 --usage 50000 \
 		--large-accounts 1 --large-account-usage 20000 --images 40 --preferences 50
-	# A generator worker beside the server, stopped with it (on exit and on Ctrl-C).
-	$(DEMO_ENV) $(BIN)/python manage.py run_generator & GEN=$$!; trap 'kill $$GEN 2>/dev/null' EXIT INT TERM; \
-	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	# The server's cache counters, where cache_stats can read them (PROMETHEUS_MULTIPROC_DIR=$(RUN_DIR)/metrics-$(PORT)).
+	rm -rf $(RUN_DIR)/metrics-$(PORT) && mkdir -p $(RUN_DIR)/metrics-$(PORT)
+	# A generator worker beside the server (warnings only, so the server's lines stay readable), and the
+	# URLs and logins once the server listens; both stopped with it (on exit and on Ctrl-C).
+	$(DEMO_ENV) DJANGO_LOG_LEVEL=WARNING $(BIN)/python manage.py run_generator & GEN=$$!; \
+	$(DEMO_ENV) $(BIN)/python manage.py dev_banner --port $(PORT) & BANNER=$$!; \
+	trap 'kill $$GEN $$BANNER 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/$(RUN_DIR)/metrics-$(PORT) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
+# The whole suite (or TESTS=billing_app ...) on PostgreSQL: DATABASE_URL, else the local server as CI
+# has it. It first names anything missing (techbirdsfly/prerequisites.py): nothing is skipped for it.
+TEST_DATABASE_URL := postgres://postgres@127.0.0.1:5432/techbirdsfly
+test: export DATABASE_URL ?= $(TEST_DATABASE_URL)
 test: install
+	@$(BIN)/python -m techbirdsfly.prerequisites $(if $(TESTS),,--full)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(TESTS)
 

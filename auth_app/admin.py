@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from techbirdsfly.client import client_address
 
 from .forms import ThrottledAdminAuthenticationForm, ThrottledAdminPasswordChangeForm, request_address
-from .models import AuthToken, LegacyTokenBound, LoginFailure, User
+from .models import AuthToken, LegacyTokenBound, LoginFailure, Registration, User
 
 
 @admin.register(User)
@@ -36,6 +36,11 @@ class AuthTokenAdmin(admin.ModelAdmin):
 @admin.register(LoginFailure)
 class LoginFailureAdmin(admin.ModelAdmin):
     list_display = ("subject", "email_hash", "at")
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = ("address_hash", "at")
 
 
 @admin.register(LegacyTokenBound)

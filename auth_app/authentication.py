@@ -34,10 +34,13 @@ class AccessToken:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, None without one; malformed → 401."""
+    """The token of an ``Authorization: Bearer`` header, None without one; another scheme or malformed → 401."""
     parts = get_authorization_header(request).split()
-    if not parts or parts[0].lower() != b"bearer":
+    if not parts:
         return None
+    if parts[0].lower() != b"bearer":
+        # Said plainly: DRF's "credentials were not provided" sends a client with `Token x` looking elsewhere.
+        raise AuthenticationFailed("Unsupported Authorization scheme: send 'Authorization: Bearer <accessToken>'.")
     if len(parts) != 2:
         raise AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
     try:

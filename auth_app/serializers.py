@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from techbirdsfly.fields import StrictCharField
+
 from .emails import email_problem
 
 
@@ -22,21 +24,21 @@ class UserSerializer(serializers.Serializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = StrictCharField(max_length=254)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class PasswordChangeSerializer(serializers.Serializer):
-    currentPassword = serializers.CharField(max_length=128, trim_whitespace=False)
-    newPassword = serializers.CharField(max_length=128, trim_whitespace=False)
+    currentPassword = StrictCharField(max_length=128, trim_whitespace=False)
+    newPassword = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class RefreshSerializer(serializers.Serializer):
-    refreshToken = serializers.CharField(max_length=256)
+    refreshToken = StrictCharField(max_length=256)
 
 
 class ValidateTokenSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=256, required=False)
+    token = StrictCharField(max_length=256, required=False)
 
 
 class TokenPairSerializer(serializers.Serializer):

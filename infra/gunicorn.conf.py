@@ -1,6 +1,6 @@
 """gunicorn settings for TechBirdsFly: ``gunicorn -c infra/gunicorn.conf.py techbirdsfly.wsgi``.
 
-Every value can be overridden from the environment (GUNICORN_*), see the README.
+Every value can be overridden from the environment (GUNICORN_*), see docs/configuration.md.
 """
 
 import math

@@ -40,8 +40,13 @@ class PageQuerySerializer(serializers.Serializer):
     """The paging query parameters every listing takes."""
 
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
-    cursor = serializers.CharField(
-        required=False, max_length=MAX_CURSOR_CHARS, help_text="The `next` of the previous page, as it was."
+    # What django.core.signing writes (URL-safe base64, ':' and '.'), so that the longest cursor
+    # accepted also fits in a request line once percent-encoded.
+    cursor = serializers.RegexField(
+        r"^[A-Za-z0-9_.:\-]+$",
+        required=False,
+        max_length=MAX_CURSOR_CHARS,
+        help_text="The `next` of the previous page, as it was.",
     )
 
 

@@ -5,7 +5,7 @@ that come from the project rather than the view are added here, so that no view 
 (the schema fuzzer in faults/tests/test_schema_fuzz.py found operations that did):
 
 - 401 on every operation that takes a Bearer token (DRF's authentication runs before the view);
-- 400 on every operation with a JSON body (malformed JSON, a body over DATA_UPLOAD_MAX_MEMORY_SIZE);
+- 400 on every operation with a JSON body (malformed JSON), and 413 (a body over DATA_UPLOAD_MAX_MEMORY_SIZE);
 - 503 everywhere (the database is unavailable: techbirdsfly/exceptions.py);
 - a JSON body for every error answer: DRF's ``{"detail": ...}``, or field → messages for a 400.
 """
@@ -21,7 +21,8 @@ ERROR_SCHEMA = {
     "additionalProperties": True,
 }
 COMMON = {
-    "400": "Malformed JSON, a body that is too large, or an invalid field (the answer names it).",
+    "400": "Malformed JSON or an invalid field (the answer names it).",
+    "413": "The body is over the size limit (the answer names it).",
     "401": "No token, or an invalid, expired or revoked one.",
     "503": "The database is unavailable; try again after Retry-After seconds.",
 }
@@ -45,7 +46,7 @@ def document_error_answers(result: dict[str, Any], generator: Any, request: Any,
             if _takes_token(operation, result):
                 wanted.append("401")
             if "requestBody" in operation:
-                wanted.append("400")
+                wanted += ["400", "413"]
             for status in wanted:
                 responses.setdefault(status, {"description": COMMON[status]})
             for status, response in responses.items():

@@ -1,6 +1,6 @@
 """TechBirdsFly settings. Every value that varies between machines comes from the environment.
 
-The README's configuration table lists each variable; keep the two in step.
+docs/configuration.md lists each variable; keep the two in step.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that the latency it records for GET /metrics covers every other middleware too.
     "admin_app.metrics.RequestLatencyMiddleware",
+    # Before anything spends work (or a Redis read) on a body that is refused anyway.
+    "techbirdsfly.middleware.BodySizeLimitMiddleware",
     # Next, so that a cached GET's Redis read is on its way while everything below runs.
     "auth_app.middleware.ReadAheadMiddleware",
     "techbirdsfly.middleware.CacheTimingMiddleware",
@@ -247,7 +249,7 @@ SPECTACULAR_SETTINGS = {
         "techbirdsfly.schema.document_error_answers",
     ],
 }
-# Request bodies larger than this are refused with 400 before parsing.
+# Request bodies larger than this are refused with 413 before parsing (techbirdsfly/middleware.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 1024 * 1024)
 
 # --- auth tokens ---------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -132,13 +134,57 @@ def caches_at(url: str) -> dict[str, dict[str, Any]]:
     return {alias: {**config, "LOCATION": url} for alias, config in settings.CACHES.items()}
 
 
+class CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is at the time of each write.
+
+    A logging.StreamHandler keeps the stream it was given when logging was configured; unittest's
+    buffer replaces ``sys.stderr`` for each test, so only a handler writing through this one lands
+    in the test's buffer.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def capture_logs() -> None:
+    """Point every handler writing to stderr at :class:`CurrentStderr`: each test's logs go to its buffer."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                handler.setStream(CurrentStderr())  # type: ignore[arg-type]
+
+
 class RedisTestRunner(DiscoverRunner):
-    """The Django test runner, with a private redis-server for the whole run."""
+    """The Django test runner, with a private redis-server for the whole run.
+
+    Output is buffered per test, logs included: a passing test prints nothing, a failing one shows
+    its own output and logs beside its traceback. ``--show-output`` prints everything as it comes.
+    """
 
     redis_server: RedisServer | None = None
 
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.set_defaults(buffer=True)
+        parser.add_argument(
+            "--show-output",
+            action="store_false",
+            dest="buffer",
+            help="Print every test's output and logs as they come (by default only a failing test's are shown).",
+        )
+
+    def __init__(self, *args: Any, buffer: bool = True, pdb: bool = False, **kwargs: Any) -> None:
+        # A debugger needs the real terminal.
+        super().__init__(*args, buffer=buffer and not pdb, pdb=pdb, **kwargs)
+
     def setup_test_environment(self, **kwargs: Any) -> None:
         super().setup_test_environment(**kwargs)
+        capture_logs()
         server = RedisServer().start()
         RedisTestRunner.redis_server = server
         # Fast hashing for the many logins tests make; production keeps Django's default hashers.

@@ -5,11 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from admin_app import views as admin_views
 
 from .converters import IdConverter
-from .views import HealthView
+from .views import HealthView, landing
 
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

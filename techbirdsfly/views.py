@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -34,3 +37,9 @@ class HealthView(APIView):
             return Response({"status": "down", "database": database, "cache": cache}, status=503)
         status = "ok" if cache == "up" else "degraded"
         return Response({"status": status, "database": database, "cache": cache})
+
+
+@require_safe
+def landing(request: HttpRequest) -> HttpResponse:
+    """``/``: where a newcomer (or the admin's "View site") finds the docs, the dashboard and the health check."""
+    return render(request, "techbirdsfly/landing.html")

@@ -257,6 +257,29 @@ class DashboardBrowserTests(StaticLiveServerTestCase):
         finally:
             self.browser.set_window_size(1400, 1300)
 
+    def test_every_cache_table_column_shows_at_420_px_without_scrolling(self):
+        self.log_in(refresh=60)
+        self.wait_for("return document.querySelectorAll('#apps tbody tr').length === 5")
+        hint = "return getComputedStyle(document.querySelector('.scroll-hint')).display !== 'none'"
+        try:
+            self.browser.set_window_size(420, 1000)
+            table = self.browser.execute_script(
+                """const wrap = document.querySelector('.table-wrap'), box = wrap.getBoundingClientRect();
+                   const last = document.querySelector('#apps thead th:last-child').getBoundingClientRect();
+                   return {scrollWidth: wrap.scrollWidth, clientWidth: wrap.clientWidth,
+                           lastRight: last.right, wrapRight: box.right};"""
+            )
+            self.assertLessEqual(table["scrollWidth"], table["clientWidth"], f"the table scrolls: {table}")
+            self.assertLessEqual(table["lastRight"], table["wrapRight"] + 0.5, f"memory column cut off: {table}")
+            self.assertFalse(self.browser.execute_script(hint))
+            # Wider than the screen (figures in the millions, say): the page says it scrolls.
+            self.browser.execute_script(
+                "document.querySelector('#apps').style.minWidth = '900px'; window.dispatchEvent(new Event('resize'));"
+            )
+            self.wait_for(hint)
+        finally:
+            self.browser.set_window_size(1400, 1300)
+
     def test_login_charts_and_refresh(self):
         from selenium.webdriver.common.by import By
 

@@ -1,8 +1,8 @@
 """docs/API.md and the OpenAPI schema list the same endpoints (issue 16).
 
 Every method and path the schema serves is documented, and every documented one is served. The
-only documented endpoints outside the schema are the schema and its page themselves and /metrics
-(plain Django views, not API operations). Path parameters are compared by position only: the
+only documented endpoints outside the schema are the landing page, the schema and its page themselves
+and /metrics (plain Django views, not API operations). Path parameters are compared by position only: the
 schema names them ``{account_id}``, the contract ``{accountId}``.
 """
 
@@ -16,7 +16,7 @@ from django.conf import settings
 from techbirdsfly.testing import CacheTestCase
 
 API_DOC = Path(settings.BASE_DIR) / "docs" / "API.md"
-NOT_IN_SCHEMA = {("GET", "/api/schema/"), ("GET", "/api/docs/"), ("GET", "/metrics")}
+NOT_IN_SCHEMA = {("GET", "/"), ("GET", "/api/schema/"), ("GET", "/api/docs/"), ("GET", "/metrics")}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # A table row whose first cell is "METHOD[/METHOD...] /path[?query]".
 ROW = re.compile(r"^\|\s*((?:GET|POST|PUT|PATCH|DELETE)(?:/(?:GET|POST|PUT|PATCH|DELETE))*)\s+(/[^\s?|]*)")

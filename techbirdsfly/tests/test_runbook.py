@@ -1,4 +1,4 @@
-"""The README's Redis runbook counts what it says it counts, against a real Redis (issue 16)."""
+"""The Redis runbook (docs/operations.md) counts what it says it counts, against a real Redis."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from django.conf import settings
 from auth_app.tests.factories import PASSWORD, make_user
 from techbirdsfly.testing import CacheTestCase, test_redis
 
-README = Path(settings.BASE_DIR) / "README.md"
+RUNBOOK = Path(settings.BASE_DIR) / "docs" / "operations.md"
 
 
 def runbook_line(comment: str) -> str:
-    """The README's command line whose trailing comment starts with ``comment``."""
-    lines = [line for line in README.read_text().splitlines() if re.search(rf"#\s*{re.escape(comment)}", line)]
+    """The runbook's command line whose trailing comment starts with ``comment``."""
+    lines = [line for line in RUNBOOK.read_text().splitlines() if re.search(rf"#\s*{re.escape(comment)}", line)]
     assert len(lines) == 1, f"expected one runbook line commented {comment!r}, found {lines}"
     return lines[0].split("#", 1)[0].strip()
 

@@ -235,7 +235,15 @@
       });
       return row;
     }));
+    markOverflow();
   }
+
+  // A table wider than its box scrolls sideways: say so, or its last columns look missing.
+  function markOverflow() {
+    const wrap = $("apps").closest(".table-wrap");
+    wrap.classList.toggle("overflows", wrap.scrollWidth > wrap.clientWidth + 1);
+  }
+  window.addEventListener("resize", markOverflow);
 
   // The charts of the cache figures; also redrawn alone when their cards change size.
   function drawCacheCharts(cache) {
