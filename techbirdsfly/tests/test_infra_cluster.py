@@ -8,9 +8,11 @@ import time
 
 import redis
 from django.test import TestCase, override_settings
+from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
 from auth_app.models import User
+from techbirdsfly.cache import generations, journal
 from techbirdsfly.cache.calls import CacheUnavailable, reset_breakers
 from techbirdsfly.cache.cluster import ClusterUnavailable, SafeRedisCluster, cluster_client
 from techbirdsfly.cache.counters import window_increment, window_read
@@ -23,6 +25,10 @@ from techbirdsfly.settings import redis_cache
 from techbirdsfly.testing import CommitAPIClient, free_port
 
 from .infra_nodes import APP_PASSWORD, APP_USER, PASSWORDS, RedisNode, wait_for
+
+
+def invalidation_errors(app: str) -> float:
+    return REGISTRY.get_sample_value("techbirdsfly_cache_invalidation_errors_total", {"app": app}) or 0.0
 
 
 def cluster_caches(nodes: list[str]) -> dict:
@@ -88,6 +94,10 @@ class ClusterCacheTests(TestCase):
         self.addCleanup(overrides.disable)
         reset_breakers()
         self.errors_before = {app: c["errors"] for app, c in cache_counts().items()}
+        self.invalidation_errors_before = invalidation_errors("billing")
+        journal.reset()
+        journal.catch_up()
+        generations.retries.clear()
 
     def node_of(self, key: str) -> RedisNode:
         """The node that holds ``key`` (asked of each node, not computed by the client under test)."""
@@ -102,9 +112,9 @@ class ClusterCacheTests(TestCase):
         errors = {app: c["errors"] - self.errors_before[app] for app, c in cache_counts().items()}
         self.assertEqual(errors, dict.fromkeys(APPS, 0))
 
-    def test_a_scoped_read_hits_after_a_miss_with_entry_and_generation_on_different_shards(self) -> None:
-        # An account whose summary and generation key live on different primaries: a plain MGET
-        # of the two would be refused (CROSSSLOT); the client splits it by slot.
+    def test_a_scoped_entry_shares_its_generations_slot_and_a_hit_is_one_command(self) -> None:
+        # An account whose summary and generation key would live on different primaries by their
+        # plain names: the hash tag puts both in the account's slot.
         account = next(
             i
             for i in range(1, 500)
@@ -121,7 +131,15 @@ class ClusterCacheTests(TestCase):
         second = get_or_compute("billing.summary", key, compute, scope=scope)
         self.assertEqual((first.from_cache, second.from_cache), (False, True))
         self.assertEqual(second.value, {"account": account, "version": 1})
-        self.assertIsNot(self.node_of(f"BillingService_{key}"), self.node_of(f"BillingService_{scope}:gen"))
+        entry, generation = f"BillingService_{key}{{{scope}}}", f"BillingService_{scope}:gen{{{scope}}}"
+        self.assertIs(self.node_of(entry), self.node_of(generation))
+        self.assertEqual(key_slot(entry.encode()), key_slot(generation.encode()))
+
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        self.assertTrue(get_or_compute("billing.summary", key, compute, scope=scope).from_cache)
+        calls = [node.admin().info("commandstats").get("cmdstat_mget", {}).get("calls", 0) for node in self.nodes]
+        self.assertEqual(sorted(calls), [0, 0, 1])  # one MGET, to the shard of the account
 
         with self.captureOnCommitCallbacks(execute=True):
             invalidate("billing", scope)
@@ -130,6 +148,46 @@ class ClusterCacheTests(TestCase):
         self.assertEqual((third.from_cache, third.value["version"]), (False, 2))
         self.assertEqual((fourth.from_cache, fourth.value["version"]), (True, 2))
         self.assert_no_cache_errors()
+
+    def test_an_invalidation_reaches_the_generation_keys_on_every_shard(self) -> None:
+        scopes = [f"billing:account:{i}" for i in range(1, 40)]
+        self.assertEqual({shard(f"BillingService_{s}:gen{{{s}}}") for s in scopes}, {0, 1, 2})
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", *scopes)
+        for scope in scopes:
+            name = f"BillingService_{scope}:gen{{{scope}}}"
+            value = self.node_of(name).admin().get(name)
+            number = journal.floor("billing", scope)
+            self.assertGreater(number, 0)
+            self.assertIn(f'"{number}.'.encode(), value)  # the journal's number, written by the bump
+        self.assertEqual(invalidation_errors("billing"), self.invalidation_errors_before)
+        self.assert_no_cache_errors()
+
+    def test_a_bump_that_fails_is_counted_logged_once_and_retried_until_it_lands(self) -> None:
+        scope = "billing:account:7"
+        gen_key = f"BillingService_{scope}:gen{{{scope}}}"
+        get_or_compute("billing.summary", "billing:summary:7", lambda: {"v": 1}, scope=scope)
+        holder = self.node_of(gen_key)
+        holder.pause()
+        try:
+            with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
+                for _ in range(2):
+                    with self.captureOnCommitCallbacks(execute=True):
+                        invalidate("billing", scope)
+            number = journal.floor("billing", scope)
+            self.assertEqual(invalidation_errors("billing") - self.invalidation_errors_before, 2)
+            self.assertEqual(sum("did not reach Redis" in line for line in logs.output), 1, logs.output)
+            self.assertEqual(generations.retries.pending(), {("billing", scope): (number, journal.history())})
+        finally:
+            holder.resume()
+        with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
+            wait_for(lambda: f'"{number}.'.encode() in (holder.admin().get(gen_key) or b""), 10, "the retried bump")
+            wait_for(lambda: not generations.retries.pending(), 5, "no bump pending")
+        self.assertTrue(any("reach Redis again" in line for line in logs.output), logs.output)
+        reset_breakers()
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:7", lambda: {"v": 2}, scope=scope).value, {"v": 2}
+        )
 
     def test_login_me_and_logout_through_the_api(self) -> None:
         User.objects.create_user("cluster@example.com", "correct horse battery", name="Cluster")
