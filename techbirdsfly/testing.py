@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rest_framework.test import APIClient
 
-from techbirdsfly.cache import generations, journal
+from techbirdsfly.cache import generations, hot, journal
 from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.servers import GunicornServer, free_port
 
@@ -199,6 +199,7 @@ class CacheTestCase(TestCase):
         journal.reset()  # as a process starts: it loads the journal before its first read
         journal.catch_up()
         generations.retries.clear()  # a bump a previous test's outage left pending is not this test's
+        hot.clear()
         self.api = CommitAPIClient(self)
 
     def tearDown(self) -> None:
@@ -230,6 +231,7 @@ class LiveTestCase(TransactionTestCase):
         journal.reset()  # as a process starts: it loads the journal before its first read
         journal.catch_up()
         generations.retries.clear()  # a bump a previous test's outage left pending is not this test's
+        hot.clear()
 
     def tearDown(self) -> None:
         self.redis_server.ensure_running()

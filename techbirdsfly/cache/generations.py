@@ -31,7 +31,7 @@ from typing import Any
 
 from django.db import transaction
 
-from . import cluster, journal, stats
+from . import cluster, hot, journal, stats
 from .calls import CacheUnavailable, cache_for, call, client_for, refused_write
 from .policy import GENERATION_TTL
 
@@ -157,6 +157,7 @@ def invalidate(app: str, *scopes: str, covered: Iterable[str] = ()) -> None:
     cache_for(app)  # fail fast on an unknown app
     scopes = list(dict.fromkeys(scopes))
     covered = [scope for scope in dict.fromkeys(covered) if scope not in scopes]
+    hot.forget(app, [*scopes, *covered])
     ids, history = journal.record(app, scopes)
     if _in_transaction():
         with contextlib.suppress(CacheUnavailable):

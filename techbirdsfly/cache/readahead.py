@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.signals import request_finished, request_started
 from redis.exceptions import NoScriptError
 
-from . import cluster, replies
+from . import cluster, hot, replies
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch, Sent, read, send
 from .connection import receive as receive_answer
@@ -118,8 +118,9 @@ def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[
     fixed: list[str] = list(_keys(user_from)) if user_from else []
     templated: list[str] = []
     for entry in entries:
-        if caches[kind_of(entry.kind).app]["LOCATION"] != location:
-            continue
+        entry_app = kind_of(entry.kind).app
+        if caches[entry_app]["LOCATION"] != location or hot.get(entry_app, entry.key, entry.scope) is not None:
+            continue  # another Redis's, or served from this process's copy (hot.py): read by its own read
         keys = _keys(entry)
         if USER in entry.key or (entry.scope and USER in entry.scope):
             templated += keys

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import clock, cluster, fills, journal, readahead, stats
+from . import clock, cluster, fills, hot, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
 from .generations import WRITING, claim, entry_keys, in_scope, is_current
@@ -209,6 +209,12 @@ def get_or_compute[T](
     policy = kind_of(kind)
     journal.follower.ensure_running()
     slot = Slot(policy, key, scope, fresh)
+    copying = hot.eligible(policy, slot.cache, fresh)
+    if copying:
+        copy = hot.get(policy.app, key, scope)
+        if copy is not None:
+            stats.hit(policy.app).inc()
+            return Cached(copy.value, True)
     try:
         entry = slot.read()
     except CacheUnavailable:
@@ -217,6 +223,8 @@ def get_or_compute[T](
     if entry is not None:
         if not _refresh_early(entry):
             stats.hit(policy.app).inc()
+            if copying:
+                hot.offer(policy.app, key, scope, entry["v"], slot.generation)
             return Cached(entry["v"], True)
         lock, _ = fills.try_lock(policy.app, slot.cache, key, slot.keys, scope)
         if lock is None:  # another caller is refreshing it: keep serving this one

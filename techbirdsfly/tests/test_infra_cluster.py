@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
 from auth_app.models import User
-from techbirdsfly.cache import generations, journal
+from techbirdsfly.cache import generations, hot, journal
 from techbirdsfly.cache.calls import CacheUnavailable, reset_breakers
 from techbirdsfly.cache.cluster import ClusterUnavailable, SafeRedisCluster, cluster_client
 from techbirdsfly.cache.counters import window_increment, window_read
@@ -98,6 +98,7 @@ class ClusterCacheTests(TestCase):
         journal.reset()
         journal.catch_up()
         generations.retries.clear()
+        hot.clear()
 
     def node_of(self, key: str) -> RedisNode:
         """The node that holds ``key`` (asked of each node, not computed by the client under test)."""
@@ -188,6 +189,80 @@ class ClusterCacheTests(TestCase):
         self.assertEqual(
             get_or_compute("billing.summary", "billing:summary:7", lambda: {"v": 2}, scope=scope).value, {"v": 2}
         )
+
+    def mgets(self) -> list[int]:
+        return [node.admin().info("commandstats").get("cmdstat_mget", {}).get("calls", 0) for node in self.nodes]
+
+    @override_settings(CACHE_HOT_COPY_SECONDS=0.3)
+    def test_a_hot_entry_is_served_from_the_process_copy_and_never_staler_than_its_bound(self) -> None:
+        scope, key = "billing:account:9", "billing:summary:9"
+        holder = shard(f"BillingService_{key}{{{scope}}}")
+        state = {"v": 1}
+
+        def read() -> tuple[dict, bool]:
+            result = get_or_compute("billing.summary", key, lambda: dict(state), scope=scope)
+            return result.value, result.from_cache
+
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        self.assertIsNotNone(hot.get("billing", key, scope))
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        taken = hot.taken
+        self.assertEqual([read() for _ in range(200)], [({"v": 1}, True)] * 200)
+        # Redis was asked only to renew the copy, each time it expired (a busy machine may be slow).
+        self.assertEqual(self.mgets()[holder], hot.taken - taken)
+        self.assertLess(self.mgets()[holder], 200)
+
+        # Another process's write: its bump reaches Redis, this process's journal does not know it.
+        copy = hot.get("billing", key, scope)
+        state["v"] = 2
+        generations.bump("billing", [(scope, copy.number + 1)], copy.history)
+        while time.monotonic() < copy.until:
+            time.sleep(0.02)
+        self.assertEqual(read(), ({"v": 2}, False))  # past the copy's bound: fresh
+
+        # This process's own write: fresh at once, whatever copy it keeps.
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        self.assertIsNotNone(hot.get("billing", key, scope))
+        state["v"] = 3
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", scope)
+        self.assertEqual(read(), ({"v": 3}, False))
+
+        # A token record is never copied: a logout elsewhere is final at the next read.
+        token = "auth:token:" + "ab" * 32
+        for _ in range(hot.HOT_READS * 2):
+            get_or_compute("auth.token", token, lambda: {"userId": 1}, scope=token)
+        self.assertIsNone(hot.get("auth", token, token))
+
+    def test_reads_spread_over_every_shard_and_a_hot_entry_pins_none(self) -> None:
+        accounts = range(1, 31)
+        entries = [(f"billing:summary:{i}", f"billing:account:{i}") for i in accounts]
+        by_shard = [0, 0, 0]
+        for key, scope in entries:
+            by_shard[shard(f"BillingService_{key}{{{scope}}}")] += 1
+            get_or_compute("billing.summary", key, lambda: {"ok": True}, scope=scope)
+        self.assertTrue(all(by_shard), by_shard)
+        dashboard = shard("AdminService_admin:dashboard")
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        taken = hot.taken
+        for turn in range(300):
+            get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"users": 1})
+            if turn % 30 == 0:  # ten reads of each: fewer than make an entry hot
+                for key, scope in entries:
+                    self.assertTrue(get_or_compute("billing.summary", key, dict, scope=scope).from_cache)
+        calls = self.mgets()
+        print(f"\nMGET per shard, 30 accounts read 10 times each and one dashboard 300 times: {calls}")
+        self.assertTrue(all(calls), calls)  # every shard serves
+        # The dashboard's shard: its share of the accounts, the reads that made the dashboard hot,
+        # and one read per renewal of its copy; not one per read.
+        self.assertEqual([calls[i] - 10 * by_shard[i] for i in range(3) if i != dashboard], [0, 0])
+        dashboard_reads = calls[dashboard] - 10 * by_shard[dashboard]
+        self.assertLessEqual(dashboard_reads, hot.HOT_READS + (hot.taken - taken))
+        self.assertLess(dashboard_reads, 300)
 
     def test_login_me_and_logout_through_the_api(self) -> None:
         User.objects.create_user("cluster@example.com", "correct horse battery", name="Cluster")
