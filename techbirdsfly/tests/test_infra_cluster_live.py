@@ -6,6 +6,7 @@ make the reading server fresh is the generation the writing server bumps in Redi
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 from auth_app.models import User
@@ -134,6 +135,14 @@ class TwoServersOnAClusterTests(LiveTestCase):
             self.assertEqual(self.call(self.reader, "GET", summary, token)[0], 401)
             # The user's profile was marked being written in the transaction; the bump replaced the mark.
             self.assertEqual(self.cached_twice("/api/auth/me", pair["accessToken"])["email"], user.email)
+
+        with (
+            self.subTest("every invalidation reached Redis"),
+            urllib.request.urlopen(f"{self.writer.url}/metrics") as r,  # noqa: S310 (loopback)
+        ):
+            metrics = r.read().decode()
+            for app in ("auth", "billing", "user"):
+                self.assertIn(f'techbirdsfly_cache_invalidation_errors_total{{app="{app}"}} 0.0', metrics)
 
     def test_a_warm_hit_sends_one_command_to_each_shard_it_touches(self) -> None:
         self.register("cluster-hit@example.com")
