@@ -159,13 +159,13 @@ def invalidate(app: str, *scopes: str, covered: Iterable[str] = ()) -> None:
     covered = [scope for scope in dict.fromkeys(covered) if scope not in scopes]
     hot.forget(app, [*scopes, *covered])
     ids, history = journal.record(app, scopes)
-    if _in_transaction():
+    if in_transaction():
         with contextlib.suppress(CacheUnavailable):
             _mark_being_written(app, [*scopes, *covered])
     transaction.on_commit(lambda: _apply(app, scopes, ids, history, covered), robust=True)
 
 
-def _in_transaction() -> bool:
+def in_transaction() -> bool:
     """Inside a transaction that will commit later: an atomic block other than a TestCase's own.
 
     Django's TestCase wraps each test in atomic blocks it flags ``_from_testcase``; a write made

@@ -26,7 +26,7 @@ from django.conf import settings
 from . import clock, cluster, fills, hot, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
-from .generations import WRITING, claim, entry_keys, in_scope, is_current
+from .generations import WRITING, claim, entry_keys, in_scope, in_transaction, is_current
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -212,7 +212,9 @@ def get_or_compute[T](
     copying = hot.eligible(policy, slot.cache, fresh)
     if copying:
         copy = hot.get(policy.app, key, scope)
-        if copy is not None:
+        # Not inside a transaction: one that wrote the scope reads its own write from the database (a
+        # copy another thread took just before the write would not have it).
+        if copy is not None and not in_transaction():
             stats.hit(policy.app).inc()
             return Cached(copy.value, True)
     try:

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import redis
+from django.db import transaction
 from django.test import TestCase, override_settings
 from prometheus_client import REGISTRY
 from redis.crc import key_slot
@@ -230,6 +231,18 @@ class ClusterCacheTests(TestCase):
         with self.captureOnCommitCallbacks(execute=True):
             invalidate("billing", scope)
         self.assertEqual(read(), ({"v": 3}, False))
+
+        # Inside this process's own transaction, a copy taken by another thread just before the write
+        # (as it would, racing it) is not served: the transaction reads its own write.
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        copy = hot.get("billing", key, scope)
+        with transaction.atomic():
+            state["v"] = 4
+            invalidate("billing", scope)
+            hot.offer("billing", key, scope, copy.value, f"{copy.number}.{copy.history}.racer")
+            self.assertIsNotNone(hot.get("billing", key, scope))
+            self.assertEqual(read(), ({"v": 4}, False))
 
         # A token record is never copied: a logout elsewhere is final at the next read.
         token = "auth:token:" + "ab" * 32
