@@ -191,6 +191,24 @@ class ClusterCacheTests(TestCase):
             get_or_compute("billing.summary", "billing:summary:7", lambda: {"v": 2}, scope=scope).value, {"v": 2}
         )
 
+    def test_a_bump_redis_refuses_deletes_the_generation_and_is_counted(self) -> None:
+        scope, key = "billing:account:8", "billing:summary:8"
+        gen_key = f"BillingService_{scope}:gen{{{scope}}}"
+        get_or_compute("billing.summary", key, lambda: {"v": 1}, scope=scope)
+        holder = self.node_of(gen_key)
+        holder.admin().execute_command("ACL", "SETUSER", APP_USER, "-eval")  # the shard refuses the script
+        try:
+            with self.assertLogs("techbirdsfly.cache", "WARNING") as logs, self.captureOnCommitCallbacks(execute=True):
+                invalidate("billing", scope)
+            self.assertEqual(invalidation_errors("billing") - self.invalidation_errors_before, 1)
+            self.assertEqual(sum("did not reach Redis" in line for line in logs.output), 1, logs.output)
+            # DEL needs no script: without a generation, no entry of the scope is valid in any process.
+            self.assertIsNone(holder.admin().get(gen_key))
+            self.assertEqual(generations.retries.pending(), {})
+        finally:
+            holder.admin().execute_command("ACL", "SETUSER", APP_USER, "+eval")
+        self.assertEqual(get_or_compute("billing.summary", key, lambda: {"v": 2}, scope=scope).value, {"v": 2})
+
     def mgets(self) -> list[int]:
         return [node.admin().info("commandstats").get("cmdstat_mget", {}).get("calls", 0) for node in self.nodes]
 
