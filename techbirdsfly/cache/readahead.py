@@ -6,9 +6,10 @@ authentication knows the token's; ``read_ahead`` fetches them all at once, and e
 one of those entries in the same request (``Slot.read``) takes its answer from here instead of
 asking Redis again. An entry whose key depends on the token's user (``/me``: the profile of
 ``{uid}``) is resolved inside Redis by ``_SCRIPT``, from the token record it has just read, so that
-too is one round trip. On Redis Cluster the keys of one request may live on several shards: MGET is
-split by slot (one pipelined MGET per shard), and entries of the token's user are read later, by
-their own ``Slot.read``.
+too is one round trip. On Redis Cluster the keys of one request may live on several shards: one
+command goes to each (cluster.mget), all sent before any answer is read, and entries of the token's
+user are read later, by their own ``Slot.read``. Entries this process serves from its own copy
+(hot.py) are not read ahead.
 
 What comes back is only prefetched bytes: every check (signature, key, expiry, generation, journal)
 is the reader's, as for any read. Each answer is used once, so a reader that polls (single flight)
