@@ -273,10 +273,14 @@ class _Retries:
             )
 
     def landed(self, app: str) -> None:
-        if app in self._failing:
-            with self._lock:
-                self._failing.discard(app)
-            logger.warning("invalidations of %s reach Redis again", app)
+        """A bump of ``app`` landed: once none of its bumps is pending, the next failure is logged again."""
+        if app not in self._failing:
+            return
+        with self._lock:
+            if any(pending_app == app for pending_app, _ in self._pending):
+                return  # another shard, say, still refuses: the run of failures goes on
+            self._failing.discard(app)
+        logger.warning("invalidations of %s reach Redis again", app)
 
     def pending(self) -> dict[tuple[str, str], tuple[int, str]]:
         with self._lock:
@@ -331,12 +335,12 @@ class _Retries:
                 with contextlib.suppress(Exception):
                     _marks(app, [scope for scope, _ in numbered])
                 continue
-            self.landed(app)
             with self._lock:
                 for scope, number in numbered:
                     current = self._pending.get((app, scope))
                     if current is not None and current[:2] == (number, history):
                         del self._pending[(app, scope)]
+            self.landed(app)
         with self._lock:
             return not self._pending
 
