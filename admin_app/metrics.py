@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import Histogram
 
 from techbirdsfly.cache import APPS
-from techbirdsfly.cache.stats import COMPUTES, ERRORS, HITS, MISSES
+from techbirdsfly.cache.stats import COMPUTES, ERRORS, HITS, INVALIDATION_ERRORS, MISSES
 
 REQUEST_LATENCY = Histogram(
     "techbirdsfly_http_request_duration_seconds",
@@ -45,7 +45,7 @@ class RequestLatencyMiddleware:
         # scraper's rate() sees the first increment. Here rather than in AppConfig.ready, because only
         # a server builds middleware: a management command run with the server's
         # PROMETHEUS_MULTIPROC_DIR (to read its totals) then leaves no files of its own there.
-        for counter in (HITS, MISSES, ERRORS, COMPUTES):
+        for counter in (HITS, MISSES, ERRORS, COMPUTES, INVALIDATION_ERRORS):
             for app in APPS:
                 counter.labels(app)
 

@@ -142,6 +142,10 @@ CACHE_REQUEST_BUDGET = env_float("CACHE_REQUEST_BUDGET", 0.2)
 # How often each process reads new rows of the invalidation journal (techbirdsfly/cache/journal.py);
 # 0 turns the follower thread off (the test runner does: tests call journal.catch_up themselves).
 CACHE_JOURNAL_POLL = env_float("CACHE_JOURNAL_POLL", 0.25)
+# On Redis Cluster, how long a process may serve its own copy of an entry it reads most
+# (techbirdsfly/cache/hot.py): the bound on how stale such an entry can be after another process's
+# write. 0 keeps no copies.
+CACHE_HOT_COPY_SECONDS = env_float("CACHE_HOT_COPY_SECONDS", 0.5)
 
 
 # Credentials of the app's ACL user (infra/redis/redis.conf) when they are not in REDIS_URL; unlike a

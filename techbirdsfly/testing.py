@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rest_framework.test import APIClient
 
-from techbirdsfly.cache import journal
+from techbirdsfly.cache import generations, hot, journal
 from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.servers import GunicornServer, free_port
 
@@ -244,6 +244,8 @@ class CacheTestCase(TestCase):
         reset_breakers()
         journal.reset()  # as a process starts: it loads the journal before its first read
         journal.catch_up()
+        generations.retries.clear()  # a bump a previous test's outage left pending is not this test's
+        hot.clear()
         self.api = CommitAPIClient(self)
 
     def tearDown(self) -> None:
@@ -274,6 +276,8 @@ class LiveTestCase(TransactionTestCase):
         reset_breakers()
         journal.reset()  # as a process starts: it loads the journal before its first read
         journal.catch_up()
+        generations.retries.clear()  # a bump a previous test's outage left pending is not this test's
+        hot.clear()
 
     def tearDown(self) -> None:
         self.redis_server.ensure_running()

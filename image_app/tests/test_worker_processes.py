@@ -160,6 +160,8 @@ class WorkerProcessTests(TransactionTestCase):
         image.refresh_from_db()
         self.assertEqual(image.attempts, 2)
         self.assertGreaterEqual(image.completed_at, first_lease_end)  # not taken over before the lease ran out
+        # The worker logs a completion after its commit: the database may say so a moment before the log.
+        wait_until(lambda: rescuer.completed() == [image.pk], timeout=10, what="the rescuer's log of it")
         self.assertEqual(rescuer.completed(), [image.pk])
         self.assertEqual(doomed.completed(), [])
         self.assert_result_matches(image)

@@ -5,16 +5,17 @@ django-redis has no cluster client (django-redis #208, #710). ``ClusterClient`` 
 shard that owns its slot. Settings select it when ``REDIS_CLUSTER_NODES`` is set; LOCATION lists
 some of the nodes (``redis://h1:6379,redis://h2:6379``), and the rest are discovered.
 
-Reads of an entry and its generation key. A scoped read is an MGET of ``{Prefix}_<key>`` and
-``{Prefix}_<scope>:gen``, which hash to different slots, and a cluster refuses an MGET across slots
-(CROSSSLOT). Hash tags (``BillingService_{billing:account:42}:summary``) would keep both in one slot,
-but change the key names that API.md and the runbooks rely on (``BillingService_billing:summary:42``).
-So the names stay and ``get_many`` splits the MGET by slot instead: one MGET per slot, pipelined
-to each shard involved (one round trip per shard). The split read is not atomic and need not be:
-a hit still needs the generation recorded in the entry to equal the generation key's, and an
-entry can only carry a generation that was
-current when its value was computed. So an invalidation that finished before the read began can
-never be answered by a hit on an entry it invalidated; one racing the read may turn it into a miss.
+Reads. On a cluster an entry, its fill lock and its scope's generation key carry the scope as a
+hash tag (generations.in_scope), so they share a slot: a scoped read is one MGET to one shard. A
+request's read-ahead (the token record, then the view's entries) may still span slots and shards;
+``mget`` sends one command to each shard involved, all sent before any answer is read: an MGET when
+the shard's keys share a slot, else a read-only script that may read several of the shard's slots
+(``allow-cross-slot-keys``; a cluster refuses an MGET across slots, CROSSSLOT). The keys are routed
+by the client's slot map; a shard that answers MOVED, ASK or "non local key" (a resharding, a
+failover) sends this read, and the next ones until one succeeds, through redis-py's own routing
+(``mget_nonatomic``), which follows redirections and refreshes the map. Reads of several shards are
+not atomic and need not be: a hit needs the generation recorded in the entry to equal the
+generation key's, which is in the entry's own slot, read by the same command.
 
 Listing and clearing one app's keys walk every primary: ``scan_page`` gives the layer one cursor
 over all shards, and ``RedisCluster.scan_iter`` and ``unlink`` (split by slot) do the rest.
@@ -37,11 +38,11 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.retry import Retry
 
 from . import replies
-from .connection import ConnectEpoch, read, server_identity
+from .connection import ConnectEpoch, Sent, read, receive, send, server_identity
 
 SLOTS = 16384
 
@@ -160,6 +161,16 @@ class ClusterClient(DefaultClient):
 
 
 _CLUSTER_TYPES: dict[type, bool] = {}
+_CLUSTER_CLIENTS: dict[type, bool] = {}
+
+
+def on_cluster(cache: Any) -> bool:
+    """Is this django-redis cache on Redis Cluster? Asked of its client class: no connection needed."""
+    kind = type(cache.client)
+    found = _CLUSTER_CLIENTS.get(kind)
+    if found is None:
+        found = _CLUSTER_CLIENTS[kind] = issubclass(kind, ClusterClient)
+    return found
 
 
 def is_cluster(client: Any) -> bool:
@@ -173,12 +184,74 @@ def is_cluster(client: Any) -> bool:
 
 
 def mget(client: Any, keys: Sequence[str]) -> list[bytes | None]:
-    """MGET; on a cluster one MGET per slot, pipelined to each shard (see the module docstring).
+    """MGET; on a cluster one command per shard, sent together (see the module docstring).
 
     Raises MalformedReply when the answer is not one value (or nil) per key.
     """
-    reply = client.mget_nonatomic(keys) if is_cluster(client) else read(client, "MGET", *keys)
+    reply = _mget_by_shard(client, keys) if is_cluster(client) else read(client, "MGET", *keys)
     return replies.values(reply, len(keys))
+
+
+# Read ARGV, keys of several slots of this shard, as MGET would: nil for a key that is not a string.
+# Keys are not declared (KEYS must share a slot); the flag lets the script read them all the same, and
+# a key this shard does not serve is an error, not a nil.
+_READ_SLOTS = """#!lua flags=no-writes,allow-cross-slot-keys
+local values = {}
+for i, key in ipairs(ARGV) do
+  if redis.call('type', key).ok == 'string' then values[i] = redis.call('get', key) else values[i] = false end
+end
+return values
+"""
+
+
+class _Routing:
+    direct = True  # False after a redirection: redis-py routes reads until one succeeds
+
+
+def _mget_by_shard(client: RedisCluster, keys: Sequence[str]) -> list[Any]:
+    if not _Routing.direct:
+        values = client.mget_nonatomic(keys)
+        _Routing.direct = True
+        return values
+    slots_cache = client.nodes_manager.slots_cache
+    shards: dict[str, tuple[Any, list[int], set[int]]] = {}
+    for index, key in enumerate(keys):
+        slot = client.keyslot(key)
+        nodes = slots_cache.get(slot)
+        if not nodes:
+            raise ClusterUnavailable(f"slot {slot} is not covered by the cluster")
+        found = shards.get(nodes[0].name)
+        if found is None:
+            found = shards[nodes[0].name] = (nodes[0], [], set())
+        found[1].append(index)
+        found[2].add(slot)
+    sent: list[tuple[list[int], Sent | None]] = []
+    values: list[Any] = [None] * len(keys)
+    try:
+        for node, indexes, slots in shards.values():
+            names = [keys[i] for i in indexes]
+            command = ("MGET", *names) if len(slots) == 1 else ("EVAL", _READ_SLOTS, 0, *names)
+            sent.append((indexes, send(client.get_redis_connection(node), *command)))
+        for position, (indexes, one) in enumerate(sent):
+            sent[position] = (indexes, None)
+            reply = replies.values(receive(one), len(indexes))
+            for index, value in zip(indexes, reply, strict=True):
+                values[index] = value
+    except ResponseError:
+        # MOVED, ASK, a key not local: the slot map is out of date. redis-py follows the redirection.
+        _Routing.direct = False
+        values = client.mget_nonatomic(keys)
+        _Routing.direct = True
+        return values
+    except BaseException:
+        _Routing.direct = False  # a shard gone: redis-py's routing refreshes the map on its next read
+        raise
+    finally:
+        for _, one in sent:
+            if one is not None:  # sent, never read: whatever comes on it is lost
+                one.connection.disconnect()
+                one.pool.release(one.connection)
+    return values
 
 
 def primaries(client: RedisCluster) -> list[ClusterNode]:

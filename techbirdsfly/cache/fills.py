@@ -28,6 +28,7 @@ from redis.exceptions import LockError
 
 from . import cluster, replies
 from .calls import CacheUnavailable, call
+from .generations import in_scope
 from .serializers import CorruptValue
 
 FILL_LOCK_TTL = 0.4
@@ -131,26 +132,30 @@ def _lock_call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _leases = _Leases()
 
 
-def try_lock(app: str, cache: Any, key: str, read: Sequence[str]) -> tuple[Any | None, list[bytes | None] | None]:
+def try_lock(
+    app: str, cache: Any, key: str, read: Sequence[str], scope: str | None = None
+) -> tuple[Any | None, list[bytes | None] | None]:
     """Take ``key``'s fill lock and read the keys ``read`` again, in one round trip.
 
     Returns the lock (None when another caller holds it, NO_LOCK when Redis is out) and what the keys
     hold now (None when they could not be read with the lock). The second read closes a race that
     made a burst write one entry twice: between a caller's miss and its lock, the caller that held
     the lock may have stored the entry and released the lock; taking the lock then, the late caller
-    computed and stored it again.
+    computed and stored it again. ``scope``: the entry's, whose hash tag the lock shares on a cluster.
     """
+    name = in_scope(cache, f"{key}:lock", scope)
 
     def acquire_and_read() -> tuple[Any, bytes, bool, list[bytes | None] | None]:
         # Inside the call: getting the client connects on Redis Cluster, and may fail.
         # Not thread-local: the renewing thread renews it, and changes its token.
-        lock = cache.lock(f"{key}:lock", timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
+        lock = cache.lock(name, timeout=FILL_LOCK_TTL, blocking=False, thread_local=False)
         client, ttl_ms, token = lock.redis, int(FILL_LOCK_TTL * 1000), _lease(cache, lock.name)
-        if cluster.is_cluster(client):  # the lock and the entry may be on different shards
+        if cluster.is_cluster(client) and len({client.keyslot(k) for k in (lock.name, *read)}) > 1:
+            # An unscoped entry's lock is in another slot, maybe on another shard: no MGET across them.
             return lock, token, bool(client.set(lock.name, token, nx=True, px=ttl_ms)), None
         pipe = client.pipeline(transaction=False)
         pipe.set(lock.name, token, nx=True, px=ttl_ms)
-        pipe.mget(read)
+        pipe.execute_command("MGET", *read)  # what pipe.mget sends; a ClusterPipeline blocks that name
         acquired, values = pipe.execute()
         return lock, token, bool(acquired), replies.values(values, len(read))
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 
-from . import journal
+from . import cluster, hot, journal, stats
 from .calls import CacheUnavailable, cache_for, call, client_for, refused_write
 from .policy import GENERATION_TTL
 
@@ -67,20 +69,40 @@ def generation_key(scope: str) -> str:
     return f"{scope}:gen"
 
 
-_ENTRY_KEYS: dict[tuple[str, Any, str, str | None], tuple[str, ...]] = {}
+def in_scope(cache: Any, name: str, scope: str | None) -> str:
+    """``name`` (a key before the app prefix) as stored for an entry of ``scope``.
+
+    On Redis Cluster the scope is appended as a hash tag, ``billing:summary:42{billing:account:42}``,
+    so an entry, its fill lock and its scope's generation key share one slot: a read of all of them is
+    one command to one shard, and a bump is atomic with respect to it. The app prefix stays first and
+    the name unchanged before the tag, so ``--scan --pattern 'BillingService_billing:summary:*'`` finds
+    them on a cluster too. A single Redis has no slots, and its names stay exactly as API.md shows.
+    """
+    if scope is None or not cluster.on_cluster(cache):
+        return name
+    return f"{name}{{{scope}}}"
+
+
+def scope_generation_key(cache: Any, scope: str) -> str:
+    """The name (before the app prefix) of ``scope``'s generation key in ``cache``'s Redis."""
+    return in_scope(cache, generation_key(scope), scope)
+
+
+_ENTRY_KEYS: dict[tuple[str, Any, bool, str, str | None], tuple[str, ...]] = {}
 _ENTRY_KEYS_MAX = 10_000  # then it starts again
 
 
 def entry_keys(cache: Any, key: str, scope: str | None) -> tuple[str, ...]:
     """The Redis keys of an entry: its own, then its scope's generation key if it has a scope.
 
-    Remembered by alias prefix and version: a warm hit asks for them twice (the read-ahead, then the
-    read), each time through Django's ``make_key``.
+    Remembered by alias prefix, version and kind of server: a warm hit asks for them twice (the
+    read-ahead, then the read), each time through Django's ``make_key``.
     """
-    memo = (cache.key_prefix, cache.version, key, scope)
+    memo = (cache.key_prefix, cache.version, cluster.on_cluster(cache), key, scope)
     keys = _ENTRY_KEYS.get(memo)
     if keys is None:
-        keys = (cache.make_key(key), cache.make_key(generation_key(scope))) if scope else (cache.make_key(key),)
+        own = cache.make_key(in_scope(cache, key, scope))
+        keys = (own, cache.make_key(scope_generation_key(cache, scope))) if scope else (own,)
         if len(_ENTRY_KEYS) >= _ENTRY_KEYS_MAX:
             _ENTRY_KEYS.clear()
         _ENTRY_KEYS[memo] = keys
@@ -135,14 +157,15 @@ def invalidate(app: str, *scopes: str, covered: Iterable[str] = ()) -> None:
     cache_for(app)  # fail fast on an unknown app
     scopes = list(dict.fromkeys(scopes))
     covered = [scope for scope in dict.fromkeys(covered) if scope not in scopes]
+    hot.forget(app, [*scopes, *covered])
     ids, history = journal.record(app, scopes)
-    if _in_transaction():
+    if in_transaction():
         with contextlib.suppress(CacheUnavailable):
             _mark_being_written(app, [*scopes, *covered])
     transaction.on_commit(lambda: _apply(app, scopes, ids, history, covered), robust=True)
 
 
-def _in_transaction() -> bool:
+def in_transaction() -> bool:
     """Inside a transaction that will commit later: an atomic block other than a TestCase's own.
 
     Django's TestCase wraps each test in atomic blocks it flags ``_from_testcase``; a write made
@@ -153,9 +176,14 @@ def _in_transaction() -> bool:
 
 
 def _mark_being_written(app: str, scopes: Iterable[str]) -> None:
+    call(app, _marks, app, scopes)
+
+
+def _marks(app: str, scopes: Iterable[str]) -> None:
     cache = cache_for(app)
-    marks = {generation_key(scope): WRITING + secrets.token_hex(6) for scope in scopes}
-    call(app, cache.set_many, marks, timeout=WRITING_TTL)
+    cache.set_many(
+        {scope_generation_key(cache, scope): WRITING + secrets.token_hex(6) for scope in scopes}, timeout=WRITING_TTL
+    )
 
 
 def _apply(app: str, scopes: list[str], ids: list[int], history: str, covered: list[str]) -> None:
@@ -165,32 +193,156 @@ def _apply(app: str, scopes: list[str], ids: list[int], history: str, covered: l
     numbered = [*zip(scopes, ids, strict=True), *((scope, max(ids)) for scope in covered)]
     try:
         bump(app, numbered, history)
-    except CacheUnavailable as exc:
-        # Nothing is lost: the rows are in the journal, which every process checks entries against
-        # (journal.py). Redis is only the fast path that makes the change visible at once.
-        logger.info("Redis unavailable: %d invalidation(s) of %s reach other processes by the journal", len(ids), app)
-        if refused_write(exc):
-            # Redis answers but refuses writes (OOM at maxmemory under noeviction): DEL needs no
-            # memory, and a scope without a generation has no valid entry, in every process at once.
-            cache = cache_for(app)
-            with contextlib.suppress(CacheUnavailable):
-                call(app, cache.delete_many, [generation_key(scope) for scope, _ in numbered], force=True)
+    except Exception as exc:  # on_commit(robust=True) would log it and go on: never silently
+        _bump_failed(app, numbered, history, exc)
+    else:
+        retries.landed(app)
 
 
 def bump(app: str, numbered: Iterable[tuple[str, int]], history: str) -> None:
-    """Write new generations (never lowering a number of one history), one pipelined script per key.
+    """Write new generations (never lowering a number of one history): one script per key, pipelined.
 
-    Tried even while this process's breaker is open: Redis may be back for the other processes.
+    On Redis Cluster the pipeline sends each key's script to the shard that owns the key (a
+    ClusterPipeline has no ``eval``; ``execute_command`` routes EVAL by its first key), one round trip
+    per shard. Tried even while this process's breaker is open: Redis may be back for the others.
     """
+    # The client inside the call: on Redis Cluster, getting it connects, and may fail.
+    call(app, _bump, app, list(numbered), history, force=True)
+
+
+def _bump(app: str, numbered: list[tuple[str, int]], history: str) -> None:
     cache = cache_for(app)
     dumps = cache.client._serializer.dumps
+    pipe = client_for(app).pipeline(transaction=False)
+    for scope, number in numbered:
+        key = cache.make_key(scope_generation_key(cache, scope))
+        generation = dumps(new_generation(number, history))
+        pipe.execute_command("EVAL", _BUMP, 1, key, generation, number, GENERATION_TTL, history)
+    pipe.execute()
 
-    def run() -> None:
-        # The client inside the call: on Redis Cluster, getting it connects, and may fail.
-        pipe = client_for(app).pipeline(transaction=False)
-        for scope, number in numbered:
-            key = cache.make_key(generation_key(scope))
-            pipe.eval(_BUMP, 1, key, dumps(new_generation(number, history)), number, GENERATION_TTL, history)
-        pipe.execute()
 
-    call(app, run, force=True)
+# --- an invalidation that did not reach Redis --------------------------------------------------
+# Other processes learn it from the journal within a poll (journal.py), but Redis is what makes it
+# visible at once. So a failed bump is counted (stats.invalidation_error, on /metrics), logged once
+# per run of failures, its scopes are marked being written (every process then reads them from the
+# database and stores nothing), and it is retried until it lands. After journal.WINDOW every entry
+# computed before the write has expired, and the retry has nothing left to protect.
+
+RETRY_FIRST = 0.05
+RETRY_MAX = 1.0
+
+
+def _bump_failed(app: str, numbered: list[tuple[str, int]], history: str, exc: BaseException) -> None:
+    stats.invalidation_error(app).inc()
+    retries.log_once(app, exc)
+    if isinstance(exc, CacheUnavailable) and refused_write(exc):
+        # Redis answers but refuses writes (OOM at maxmemory under noeviction): DEL needs no memory,
+        # and a scope without a generation has no valid entry, in every process at once.
+        cache = cache_for(app)
+        keys = [scope_generation_key(cache, scope) for scope, _ in numbered]
+        with contextlib.suppress(CacheUnavailable):
+            call(app, cache.delete_many, keys, force=True)
+            return
+    with contextlib.suppress(Exception):
+        _mark_being_written(app, [scope for scope, _ in numbered])
+    retries.add(app, numbered, history)
+
+
+class _Retries:
+    """The failed bumps of this process, retried by one daemon thread until each lands."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        # (app, scope) -> (number, history, given up after: monotonic)
+        self._pending: dict[tuple[str, str], tuple[int, str, float]] = {}
+        self._failing: set[str] = set()  # apps whose failure was logged and has not landed since
+
+    def log_once(self, app: str, exc: BaseException) -> None:
+        with self._lock:
+            first = app not in self._failing
+            self._failing.add(app)
+        if first:
+            logger.warning(
+                "invalidation of %s did not reach Redis (%s): its scopes are read from the database until"
+                " a retry lands; other processes see it by the journal meanwhile",
+                app,
+                exc,
+                exc_info=not isinstance(exc, CacheUnavailable),
+            )
+
+    def landed(self, app: str) -> None:
+        """A bump of ``app`` landed: once none of its bumps is pending, the next failure is logged again."""
+        if app not in self._failing:
+            return
+        with self._lock:
+            if any(pending_app == app for pending_app, _ in self._pending):
+                return  # another shard, say, still refuses: the run of failures goes on
+            self._failing.discard(app)
+        logger.warning("invalidations of %s reach Redis again", app)
+
+    def pending(self) -> dict[tuple[str, str], tuple[int, str]]:
+        with self._lock:
+            return {scope: (number, history) for scope, (number, history, _) in self._pending.items()}
+
+    def add(self, app: str, numbered: list[tuple[str, int]], history: str) -> None:
+        until = time.monotonic() + journal.WINDOW
+        with self._lock:
+            for scope, number in numbered:
+                current = self._pending.get((app, scope))
+                if current is None or current[1] != history or current[0] < number:
+                    self._pending[(app, scope)] = (number, history, until)
+            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
+                self._thread = threading.Thread(target=self._run, name="cache-bump-retries", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def clear(self) -> None:
+        """Forget every pending retry (tests that empty Redis and the database between cases)."""
+        with self._lock:
+            self._pending.clear()
+            self._failing.clear()
+
+    def _run(self) -> None:
+        pause = RETRY_FIRST
+        while True:
+            self._wake.wait()
+            time.sleep(pause)
+            pause = RETRY_FIRST if self.retry_once() else min(pause * 2, RETRY_MAX)
+
+    def retry_once(self) -> bool:
+        """Try every pending bump once; True when none is left.
+
+        Not through ``call``: a thread in the background neither opens nor closes the breaker the
+        requests share, nor adds to their error counts; the socket timeout bounds each attempt.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._pending = {k: v for k, v in self._pending.items() if v[2] > now}
+            batches: dict[tuple[str, str], list[tuple[str, int]]] = {}
+            for (app, scope), (number, history, _) in self._pending.items():
+                batches.setdefault((app, history), []).append((scope, number))
+            if not batches:
+                self._wake.clear()
+                return True
+        for (app, history), numbered in batches.items():
+            try:
+                _bump(app, numbered, history)
+            except Exception as exc:  # counted, logged once, retried
+                stats.invalidation_error(app).inc()
+                self.log_once(app, exc)
+                with contextlib.suppress(Exception):
+                    _marks(app, [scope for scope, _ in numbered])
+                continue
+            with self._lock:
+                for scope, number in numbered:
+                    current = self._pending.get((app, scope))
+                    if current is not None and current[:2] == (number, history):
+                        del self._pending[(app, scope)]
+            self.landed(app)
+        with self._lock:
+            return not self._pending
+
+
+retries = _Retries()

@@ -6,9 +6,10 @@ authentication knows the token's; ``read_ahead`` fetches them all at once, and e
 one of those entries in the same request (``Slot.read``) takes its answer from here instead of
 asking Redis again. An entry whose key depends on the token's user (``/me``: the profile of
 ``{uid}``) is resolved inside Redis by ``_SCRIPT``, from the token record it has just read, so that
-too is one round trip. On Redis Cluster the keys of one request may live on several shards: MGET is
-split by slot (one pipelined MGET per shard), and entries of the token's user are read later, by
-their own ``Slot.read``.
+too is one round trip. On Redis Cluster the keys of one request may live on several shards: one
+command goes to each (cluster.mget), all sent before any answer is read, and entries of the token's
+user are read later, by their own ``Slot.read``. Entries this process serves from its own copy
+(hot.py) are not read ahead.
 
 What comes back is only prefetched bytes: every check (signature, key, expiry, generation, journal)
 is the reader's, as for any read. Each answer is used once, so a reader that polls (single flight)
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.core.signals import request_finished, request_started
 from redis.exceptions import NoScriptError
 
-from . import cluster, replies
+from . import cluster, hot, replies
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch, Sent, read, send
 from .connection import receive as receive_answer
@@ -118,8 +119,9 @@ def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[
     fixed: list[str] = list(_keys(user_from)) if user_from else []
     templated: list[str] = []
     for entry in entries:
-        if caches[kind_of(entry.kind).app]["LOCATION"] != location:
-            continue
+        entry_app = kind_of(entry.kind).app
+        if caches[entry_app]["LOCATION"] != location or hot.get(entry_app, entry.key, entry.scope) is not None:
+            continue  # another Redis's, or served from this process's copy (hot.py): read by its own read
         keys = _keys(entry)
         if USER in entry.key or (entry.scope and USER in entry.scope):
             templated += keys

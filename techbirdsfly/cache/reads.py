@@ -23,11 +23,11 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import clock, cluster, fills, journal, readahead, stats
+from . import clock, cluster, fills, hot, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .connection import ConnectEpoch
 from .follower import follower
-from .generations import WRITING, claim, entry_keys, is_current
+from .generations import WRITING, claim, entry_keys, in_scope, in_transaction, is_current
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -132,7 +132,7 @@ class Slot:
         come. Waiting out CACHE_FILL_WAIT then made every concurrent request for such a key take 5 s
         (found by faults/tests/test_fill_waits.py); a lock a Redis writer planted would do the same.
         """
-        lock_key = self.cache.make_key(f"{self.key}:lock")
+        lock_key = self.cache.make_key(in_scope(self.cache, f"{self.key}:lock", self.scope))
         # The entry, its generation and the lock in one MGET: a peer stores its entry before it
         # unlocks, so a read that finds neither the entry nor the lock saw the peer give up.
         keys = (*self.keys, lock_key)
@@ -210,6 +210,14 @@ def get_or_compute[T](
     policy = kind_of(kind)
     follower.ensure_running()
     slot = Slot(policy, key, scope, fresh)
+    copying = hot.eligible(policy, slot.cache, fresh)
+    if copying:
+        copy = hot.get(policy.app, key, scope)
+        # Not inside a transaction: one that wrote the scope reads its own write from the database (a
+        # copy another thread took just before the write would not have it).
+        if copy is not None and not in_transaction():
+            stats.hit(policy.app).inc()
+            return Cached(copy.value, True)
     try:
         entry = slot.read()
     except CacheUnavailable:
@@ -218,8 +226,10 @@ def get_or_compute[T](
     if entry is not None:
         if not _refresh_early(entry):
             stats.hit(policy.app).inc()
+            if copying:
+                hot.offer(policy.app, key, scope, entry["v"], slot.generation)
             return Cached(entry["v"], True)
-        lock, _ = fills.try_lock(policy.app, slot.cache, key, slot.keys)
+        lock, _ = fills.try_lock(policy.app, slot.cache, key, slot.keys, scope)
         if lock is None:  # another caller is refreshing it: keep serving this one
             stats.hit(policy.app).inc()
             return Cached(entry["v"], True)
@@ -227,7 +237,7 @@ def get_or_compute[T](
         stats.miss(policy.app).inc()
         return Cached(compute(), False)
     else:
-        lock, now = fills.try_lock(policy.app, slot.cache, key, slot.keys)
+        lock, now = fills.try_lock(policy.app, slot.cache, key, slot.keys, scope)
         entry = slot.accept(now) if now is not None else None
         if entry is not None:  # stored by a peer since our read
             if lock is not None:

@@ -18,6 +18,11 @@ HITS = Counter("techbirdsfly_cache_hits", "Cache reads answered from Redis", ["a
 MISSES = Counter("techbirdsfly_cache_misses", "Cache reads that went to the database", ["app"])
 COMPUTES = Counter("techbirdsfly_cache_computes", "Values computed from the database to fill the cache", ["app"])
 ERRORS = Counter("techbirdsfly_cache_errors", "Cache operations that failed or were skipped (Redis down)", ["app"])
+INVALIDATION_ERRORS = Counter(
+    "techbirdsfly_cache_invalidation_errors",
+    "Invalidations (generation bumps) that failed to reach Redis: first tries and retries",
+    ["app"],
+)
 FILL_POLLS = Counter("techbirdsfly_cache_fill_polls", "Reads of an entry another caller was filling", ["app"])
 
 
@@ -37,6 +42,7 @@ class _ByApp:
 
 hit, miss, compute, error = _ByApp(HITS), _ByApp(MISSES), _ByApp(COMPUTES), _ByApp(ERRORS)
 fill_poll = _ByApp(FILL_POLLS)
+invalidation_error = _ByApp(INVALIDATION_ERRORS)
 
 _SAMPLES = {
     "techbirdsfly_cache_hits_total": "hits",

@@ -7,10 +7,13 @@ import subprocess
 import time
 
 import redis
+from django.db import transaction
 from django.test import TestCase, override_settings
+from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
 from auth_app.models import User
+from techbirdsfly.cache import generations, hot, journal
 from techbirdsfly.cache.calls import CacheUnavailable, reset_breakers
 from techbirdsfly.cache.cluster import ClusterUnavailable, SafeRedisCluster, cluster_client
 from techbirdsfly.cache.counters import window_increment, window_read
@@ -23,6 +26,10 @@ from techbirdsfly.settings import redis_cache
 from techbirdsfly.testing import CommitAPIClient, free_port
 
 from .infra_nodes import APP_PASSWORD, APP_USER, PASSWORDS, RedisNode, wait_for
+
+
+def invalidation_errors(app: str) -> float:
+    return REGISTRY.get_sample_value("techbirdsfly_cache_invalidation_errors_total", {"app": app}) or 0.0
 
 
 def cluster_caches(nodes: list[str]) -> dict:
@@ -88,6 +95,11 @@ class ClusterCacheTests(TestCase):
         self.addCleanup(overrides.disable)
         reset_breakers()
         self.errors_before = {app: c["errors"] for app, c in cache_counts().items()}
+        self.invalidation_errors_before = invalidation_errors("billing")
+        journal.reset()
+        journal.catch_up()
+        generations.retries.clear()
+        hot.clear()
 
     def node_of(self, key: str) -> RedisNode:
         """The node that holds ``key`` (asked of each node, not computed by the client under test)."""
@@ -102,9 +114,9 @@ class ClusterCacheTests(TestCase):
         errors = {app: c["errors"] - self.errors_before[app] for app, c in cache_counts().items()}
         self.assertEqual(errors, dict.fromkeys(APPS, 0))
 
-    def test_a_scoped_read_hits_after_a_miss_with_entry_and_generation_on_different_shards(self) -> None:
-        # An account whose summary and generation key live on different primaries: a plain MGET
-        # of the two would be refused (CROSSSLOT); the client splits it by slot.
+    def test_a_scoped_entry_shares_its_generations_slot_and_a_hit_is_one_command(self) -> None:
+        # An account whose summary and generation key would live on different primaries by their
+        # plain names: the hash tag puts both in the account's slot.
         account = next(
             i
             for i in range(1, 500)
@@ -121,7 +133,15 @@ class ClusterCacheTests(TestCase):
         second = get_or_compute("billing.summary", key, compute, scope=scope)
         self.assertEqual((first.from_cache, second.from_cache), (False, True))
         self.assertEqual(second.value, {"account": account, "version": 1})
-        self.assertIsNot(self.node_of(f"BillingService_{key}"), self.node_of(f"BillingService_{scope}:gen"))
+        entry, generation = f"BillingService_{key}{{{scope}}}", f"BillingService_{scope}:gen{{{scope}}}"
+        self.assertIs(self.node_of(entry), self.node_of(generation))
+        self.assertEqual(key_slot(entry.encode()), key_slot(generation.encode()))
+
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        self.assertTrue(get_or_compute("billing.summary", key, compute, scope=scope).from_cache)
+        calls = [node.admin().info("commandstats").get("cmdstat_mget", {}).get("calls", 0) for node in self.nodes]
+        self.assertEqual(sorted(calls), [0, 0, 1])  # one MGET, to the shard of the account
 
         with self.captureOnCommitCallbacks(execute=True):
             invalidate("billing", scope)
@@ -130,6 +150,162 @@ class ClusterCacheTests(TestCase):
         self.assertEqual((third.from_cache, third.value["version"]), (False, 2))
         self.assertEqual((fourth.from_cache, fourth.value["version"]), (True, 2))
         self.assert_no_cache_errors()
+
+    def test_an_invalidation_reaches_the_generation_keys_on_every_shard(self) -> None:
+        scopes = [f"billing:account:{i}" for i in range(1, 40)]
+        self.assertEqual({shard(f"BillingService_{s}:gen{{{s}}}") for s in scopes}, {0, 1, 2})
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", *scopes)
+        for scope in scopes:
+            name = f"BillingService_{scope}:gen{{{scope}}}"
+            value = self.node_of(name).admin().get(name)
+            number = journal.floor("billing", scope)
+            self.assertGreater(number, 0)
+            self.assertIn(f'"{number}.'.encode(), value)  # the journal's number, written by the bump
+        self.assertEqual(invalidation_errors("billing"), self.invalidation_errors_before)
+        self.assert_no_cache_errors()
+
+    def test_a_bump_that_fails_is_counted_logged_once_and_retried_until_it_lands(self) -> None:
+        def gen_key_of(scope: str) -> str:
+            return f"BillingService_{scope}:gen{{{scope}}}"
+
+        # Not on the node the client was given (redis-py asks it for the topology after a failure).
+        scope = next(f"billing:account:{i}" for i in range(1, 100) if shard(gen_key_of(f"billing:account:{i}")) != 0)
+        gen_key, key = gen_key_of(scope), scope.replace("account", "summary")
+        get_or_compute("billing.summary", key, lambda: {"v": 1}, scope=scope)
+        holder = self.node_of(gen_key)
+        # A scope on another shard, whose bumps land meanwhile: the run of failures goes on all the same.
+        elsewhere = next(
+            f"billing:account:{i}"
+            for i in range(100, 200)
+            if self.nodes[shard(gen_key_of(f"billing:account:{i}"))] is not holder
+        )
+        holder.pause()
+        try:
+            with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
+                for _ in range(2):
+                    with self.captureOnCommitCallbacks(execute=True):
+                        invalidate("billing", scope)
+                    with self.captureOnCommitCallbacks(execute=True):
+                        invalidate("billing", elsewhere)
+            number = journal.floor("billing", scope)
+            # Both invalidations, and any retry the thread has made meanwhile.
+            self.assertGreaterEqual(invalidation_errors("billing") - self.invalidation_errors_before, 2)
+            self.assertEqual(sum("did not reach Redis" in line for line in logs.output), 1, logs.output)
+            self.assertFalse(any("reach Redis again" in line for line in logs.output), logs.output)
+            self.assertEqual(generations.retries.pending(), {("billing", scope): (number, journal.history())})
+        finally:
+            holder.resume()
+        with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
+            wait_for(lambda: f'"{number}.'.encode() in (holder.admin().get(gen_key) or b""), 10, "the retried bump")
+            wait_for(lambda: not generations.retries.pending(), 5, "no bump pending")
+        self.assertTrue(any("reach Redis again" in line for line in logs.output), logs.output)
+        reset_breakers()
+        self.assertEqual(get_or_compute("billing.summary", key, lambda: {"v": 2}, scope=scope).value, {"v": 2})
+
+    def test_a_bump_redis_refuses_deletes_the_generation_and_is_counted(self) -> None:
+        scope, key = "billing:account:8", "billing:summary:8"
+        gen_key = f"BillingService_{scope}:gen{{{scope}}}"
+        get_or_compute("billing.summary", key, lambda: {"v": 1}, scope=scope)
+        holder = self.node_of(gen_key)
+        holder.admin().execute_command("ACL", "SETUSER", APP_USER, "-eval")  # the shard refuses the script
+        try:
+            with self.assertLogs("techbirdsfly.cache", "WARNING") as logs, self.captureOnCommitCallbacks(execute=True):
+                invalidate("billing", scope)
+            self.assertEqual(invalidation_errors("billing") - self.invalidation_errors_before, 1)
+            self.assertEqual(sum("did not reach Redis" in line for line in logs.output), 1, logs.output)
+            # DEL needs no script: without a generation, no entry of the scope is valid in any process.
+            self.assertIsNone(holder.admin().get(gen_key))
+            self.assertEqual(generations.retries.pending(), {})
+        finally:
+            holder.admin().execute_command("ACL", "SETUSER", APP_USER, "+eval")
+        self.assertEqual(get_or_compute("billing.summary", key, lambda: {"v": 2}, scope=scope).value, {"v": 2})
+
+    def mgets(self) -> list[int]:
+        return [node.admin().info("commandstats").get("cmdstat_mget", {}).get("calls", 0) for node in self.nodes]
+
+    @override_settings(CACHE_HOT_COPY_SECONDS=0.3)
+    def test_a_hot_entry_is_served_from_the_process_copy_and_never_staler_than_its_bound(self) -> None:
+        scope, key = "billing:account:9", "billing:summary:9"
+        holder = shard(f"BillingService_{key}{{{scope}}}")
+        state = {"v": 1}
+
+        def read() -> tuple[dict, bool]:
+            result = get_or_compute("billing.summary", key, lambda: dict(state), scope=scope)
+            return result.value, result.from_cache
+
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        self.assertIsNotNone(hot.get("billing", key, scope))
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        taken = hot.taken
+        self.assertEqual([read() for _ in range(200)], [({"v": 1}, True)] * 200)
+        # Redis was asked only to renew the copy, each time it expired (a busy machine may be slow).
+        self.assertEqual(self.mgets()[holder], hot.taken - taken)
+        self.assertLess(self.mgets()[holder], 200)
+
+        # Another process's write: its bump reaches Redis, this process's journal does not know it.
+        copy = hot.get("billing", key, scope)
+        state["v"] = 2
+        generations.bump("billing", [(scope, copy.number + 1)], copy.history)
+        while time.monotonic() < copy.until:
+            time.sleep(0.02)
+        self.assertEqual(read(), ({"v": 2}, False))  # past the copy's bound: fresh
+
+        # This process's own write: fresh at once, whatever copy it keeps.
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        self.assertIsNotNone(hot.get("billing", key, scope))
+        state["v"] = 3
+        with self.captureOnCommitCallbacks(execute=True):
+            invalidate("billing", scope)
+        self.assertEqual(read(), ({"v": 3}, False))
+
+        # Inside this process's own transaction, a copy taken by another thread just before the write
+        # (as it would, racing it) is not served: the transaction reads its own write.
+        for _ in range(hot.HOT_READS + 1):
+            read()
+        copy = hot.get("billing", key, scope)
+        with transaction.atomic():
+            state["v"] = 4
+            invalidate("billing", scope)
+            hot.offer("billing", key, scope, copy.value, f"{copy.number}.{copy.history}.racer")
+            self.assertIsNotNone(hot.get("billing", key, scope))
+            self.assertEqual(read(), ({"v": 4}, False))
+
+        # A token record is never copied: a logout elsewhere is final at the next read.
+        token = "auth:token:" + "ab" * 32
+        for _ in range(hot.HOT_READS * 2):
+            get_or_compute("auth.token", token, lambda: {"userId": 1}, scope=token)
+        self.assertIsNone(hot.get("auth", token, token))
+
+    def test_reads_spread_over_every_shard_and_a_hot_entry_pins_none(self) -> None:
+        accounts = range(1, 31)
+        entries = [(f"billing:summary:{i}", f"billing:account:{i}") for i in accounts]
+        by_shard = [0, 0, 0]
+        for key, scope in entries:
+            by_shard[shard(f"BillingService_{key}{{{scope}}}")] += 1
+            get_or_compute("billing.summary", key, lambda: {"ok": True}, scope=scope)
+        self.assertTrue(all(by_shard), by_shard)
+        dashboard = shard("AdminService_admin:dashboard")
+        for node in self.nodes:
+            node.admin().config_resetstat()
+        taken = hot.taken
+        for turn in range(300):
+            get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"users": 1})
+            if turn % 30 == 0:  # ten reads of each: fewer than make an entry hot
+                for key, scope in entries:
+                    self.assertTrue(get_or_compute("billing.summary", key, dict, scope=scope).from_cache)
+        calls = self.mgets()
+        print(f"\nMGET per shard, 30 accounts read 10 times each and one dashboard 300 times: {calls}")
+        self.assertTrue(all(calls), calls)  # every shard serves
+        # The dashboard's shard: its share of the accounts, the reads that made the dashboard hot,
+        # and one read per renewal of its copy; not one per read.
+        self.assertEqual([calls[i] - 10 * by_shard[i] for i in range(3) if i != dashboard], [0, 0])
+        dashboard_reads = calls[dashboard] - 10 * by_shard[dashboard]
+        self.assertLessEqual(dashboard_reads, hot.HOT_READS + (hot.taken - taken))
+        self.assertLess(dashboard_reads, 300)
 
     def test_login_me_and_logout_through_the_api(self) -> None:
         User.objects.create_user("cluster@example.com", "correct horse battery", name="Cluster")
