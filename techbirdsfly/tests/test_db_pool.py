@@ -1,91 +1,60 @@
-"""Connections bounded per process: request threads share the pool of settings.DATABASES (DATABASE_POOL_*)."""
+"""Connections bounded per process: request threads share the pool of settings.DATABASES (DATABASE_POOL_*).
+
+The checks run in a process of their own (pool_threads.py) with production's settings: this test
+process keeps Django's one connection per thread (techbirdsfly/testing.py says why).
+"""
 
 from __future__ import annotations
 
-import io
-import threading
-import time
+import json
+import os
+import subprocess
+import sys
 import uuid
-import wsgiref.util
 from typing import Any
 from unittest import skipUnless
 
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection
 
-from techbirdsfly.db import direct_connection
-from techbirdsfly.testing import LiveTestCase
+from techbirdsfly.testing import LiveTestCase, server_env
 
 POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
-def _environ(path: str) -> dict[str, Any]:
-    environ: dict[str, Any] = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
-    wsgiref.util.setup_testing_defaults(environ)
-    return environ
+POOL_MAX = 4
+THREADS = 3 * POOL_MAX
 
 
 @skipUnless(POSTGRESQL, "the pool is PostgreSQL's (SQLite has none)")
 class PoolTests(LiveTestCase):
-    """Request threads of one process share a bounded pool: never more connections than its max_size."""
-
-    THREADS_PER_CONNECTION = 3
-
-    def backends(self, monitor, application_name: str) -> int:
-        with monitor.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
-                [application_name],
-            )
-            return cursor.fetchone()[0]
+    def run_process(self, *args: str) -> dict[str, Any]:
+        env = {
+            **os.environ,
+            **server_env(
+                DATABASE_POOL_MAX=str(POOL_MAX),
+                DATABASE_APPLICATION_NAME=f"tbf-pool-test-{uuid.uuid4().hex[:8]}",
+                CACHE_JOURNAL_POLL="0",
+                DJANGO_ENV_FILE="",
+            ),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "techbirdsfly.tests.pool_threads", *args],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def test_request_threads_never_hold_more_than_the_pools_max(self):
-        pool = connection.pool
-        self.assertIsNotNone(pool, "no connection pool: each thread would open a connection of its own")
-        max_size = pool.max_size
-        application_name = connection.settings_dict["OPTIONS"]["application_name"]
-        threads = max_size * self.THREADS_PER_CONNECTION
-        handler = WSGIHandler()
-        start = threading.Barrier(threads)
-        statuses: list[str] = []
-        done = threading.Event()
-        peak = [0]
+        seen = self.run_process("load", str(THREADS))
+        self.assertEqual(seen["max_size"], POOL_MAX)  # DATABASE_POOL_MAX
+        self.assertEqual(seen["statuses"], ["200 OK"] * THREADS)
+        self.assertGreater(seen["queued"], 0, "the threads never had to wait for a connection")
+        self.assertGreaterEqual(seen["peak"], 1)
+        self.assertLessEqual(seen["peak"], POOL_MAX)
 
-        def hold(execute, sql, params, many, context):
-            result = execute(sql, params, many, context)
-            time.sleep(0.2)  # the request keeps its connection a while, so that the threads overlap
-            return result
-
-        def request() -> None:
-            try:
-                with connection.execute_wrapper(hold):
-                    start.wait(timeout=30)
-                    response = handler(_environ("/api/health"), lambda status, headers: statuses.append(status))
-                    b"".join(response)
-                    response.close()  # request_finished: the connection goes back to the pool, as under gunicorn
-            finally:
-                connection.close()
-
-        with direct_connection(application_name=f"pool-monitor-{uuid.uuid4().hex[:8]}") as monitor:
-
-            def watch() -> None:
-                while not done.is_set():
-                    peak[0] = max(peak[0], self.backends(monitor, application_name))
-
-            pool.pop_stats()
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            workers = [threading.Thread(target=request) for _ in range(threads)]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join(timeout=120)
-            done.set()
-            watcher.join(timeout=30)
-            stats = pool.get_stats()
-
-        self.assertEqual(statuses, ["200 OK"] * threads)
-        self.assertGreater(stats.get("requests_queued", 0), 0, "the threads never had to wait for a connection")
-        self.assertGreaterEqual(peak[0], 1)
-        self.assertLessEqual(peak[0], max_size)
+    def test_a_request_that_finds_the_pool_exhausted_answers_a_json_503(self):
+        seen = self.run_process("exhausted")
+        self.assertEqual(seen["status"], "503 Service Unavailable")
+        self.assertEqual(seen["body"], {"detail": "The database is unavailable; try again shortly."})

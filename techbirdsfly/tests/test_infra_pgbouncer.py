@@ -28,7 +28,7 @@ from .pgbouncer_server import PgBouncerServer
 
 POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 POOL_SIZE = 2  # pgbouncer's server connections
-CLIENTS = 16  # concurrent requests, each on a thread of the two workers
+CLIENTS = 16  # concurrent requests: more than the two workers have threads (4 each)
 
 
 def _direct_url() -> str:
@@ -50,10 +50,9 @@ class PgBouncerTests(LiveTestCase):
         env = server_env(
             DATABASE_URL=self.bounced_url,
             DATABASE_DIRECT_URL=_direct_url(),
-            DATABASE_POOL_MAX="4",
             CACHE_JOURNAL_POLL="0.1",
         )
-        self.server = GunicornServer(env=env, workers=2, threads=8, name="pgbouncer").start()
+        self.server = GunicornServer(env=env, workers=2, threads=4, name="pgbouncer").start()
         self.addCleanup(self.server.stop)
 
     def login(self, email: str) -> str:
