@@ -111,9 +111,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # (then 503), so a process never holds more than DATABASE_POOL_MAX connections, however many
     # threads it runs. 0 turns the pool off (one persistent connection per thread, DATABASE_CONN_MAX_AGE).
     # The default, one per gunicorn thread and one for the journal follower, never makes a request
-    # wait: a request that waits for a connection while holding a lock another connection holder
-    # waits for (the journal's catch-up does) would stall until the timeout. Fewer is for PgBouncer
-    # setups that accept such waits.
+    # wait: a thread that waits for a connection while holding a lock that connection holders wait
+    # for (the journal's catch-up reads under its index lock) stalls them all until the timeout. Set
+    # it lower only where requests may wait up to DATABASE_POOL_TIMEOUT and then answer 503.
     DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", env_int("GUNICORN_THREADS", 4) + 1)
     if DATABASE_POOL_MAX > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
