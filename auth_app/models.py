@@ -10,10 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from techbirdsfly.db import SavedWithItsInvalidation, one_transaction
+
 from .emails import email_problem, normalize_email
 
 
 class UserQuerySet(models.QuerySet):
+    @one_transaction
     def update(self, **kwargs):
         # QuerySet.update sends no signals; cached profiles and token records must still go stale.
         # The users' rows are updated (so locked) before their tokens are listed and revoked: the
@@ -67,7 +70,7 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
         return self.create_user(email, password, **extra)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(SavedWithItsInvalidation, AbstractBaseUser, PermissionsMixin):
     """A person who logs in with an email address."""
 
     email = models.EmailField(max_length=254, unique=True)
@@ -155,7 +158,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return rows.values_list("password", flat=True).first()
 
 
-class AuthToken(models.Model):
+class AuthToken(SavedWithItsInvalidation, models.Model):
     """An issued access or refresh token. Only the SHA-256 of the token is stored."""
 
     class Kind(models.TextChoices):

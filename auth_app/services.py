@@ -181,7 +181,8 @@ def _revoke(tokens, reason: str) -> list[str]:
 
 
 def token_family_revoke(*, family: uuid.UUID) -> None:
-    cache.invalidate_tokens(_revoke(AuthToken.objects.filter(family=family), AuthToken.Revoked.REUSE))
+    with transaction.atomic():  # the revocation and its journal rows commit together
+        cache.invalidate_tokens(_revoke(AuthToken.objects.filter(family=family), AuthToken.Revoked.REUSE))
 
 
 def user_tokens_revoke(*, user_id: int) -> None:

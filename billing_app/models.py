@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from techbirdsfly.db import SavedWithItsInvalidation, one_transaction
+
 MAX_UNITS = 1_000_000  # API.md: units is a positive integer up to a million per record
 
 
@@ -50,6 +52,7 @@ class _InvalidatingQuerySet(models.QuerySet):
             if hasattr(obj, field)
         }
 
+    @one_transaction
     def update(self, **kwargs):
         account_ids = self._ids(self.account_field)
         owner_ids = self._ids(self.owner_field) if self.owner_field else set()
@@ -61,17 +64,20 @@ class _InvalidatingQuerySet(models.QuerySet):
         self._invalidate(account_ids, owner_ids)
         return updated
 
+    @one_transaction
     def delete(self):
         account_ids = self._ids(self.account_field)
         result = super().delete()
         self._invalidate(account_ids)
         return result
 
+    @one_transaction
     def bulk_create(self, objs, *args, **kwargs):
         objs = super().bulk_create(objs, *args, **kwargs)
         self._invalidate({getattr(obj, self.account_field) for obj in objs}, self._owners_of(objs))
         return objs
 
+    @one_transaction
     def bulk_update(self, objs, fields, *args, **kwargs):
         objs = list(objs)
         updated = super().bulk_update(objs, fields, *args, **kwargs)
@@ -79,7 +85,7 @@ class _InvalidatingQuerySet(models.QuerySet):
         return updated
 
 
-class _RemembersAccount(models.Model):
+class _RemembersAccount(SavedWithItsInvalidation, models.Model):
     """Remembers the account a row was loaded with, so moving it to another account invalidates both."""
 
     class Meta:
@@ -96,6 +102,7 @@ class AccountQuerySet(_InvalidatingQuerySet):
     account_field = "pk"
     owner_field = "owner_id"
 
+    @one_transaction
     def bulk_create(self, objs, *args, **kwargs):
         # New accounts have nothing cached of their own (ids are never reused); their owners' lists have.
         objs = models.QuerySet.bulk_create(self, objs, *args, **kwargs)
@@ -103,7 +110,7 @@ class AccountQuerySet(_InvalidatingQuerySet):
         return objs
 
 
-class Account(models.Model):
+class Account(SavedWithItsInvalidation, models.Model):
     class Plan(models.TextChoices):
         FREE = "free"
         PRO = "pro"
@@ -223,6 +230,7 @@ class UsageRecord(_RemembersAccount):
     def __str__(self) -> str:
         return f"{self.units} * {self.metric_id} for account {self.account_id}"
 
+    @one_transaction
     def delete(self, *args, **kwargs):
         # No post_delete receiver for usage: one would stop Django from deleting an account's
         # usage in a single statement (it would load every row to send the signal).

@@ -64,9 +64,10 @@ def usage_record_create(*, viewer: Viewer, account_id: int, metric: str, units: 
     """Record usage on an account ``viewer`` may see; Http404 otherwise, 400 for a metric not on the price list."""
     price = _price(metric)
     account = account_get(account_id=account_id, viewer=viewer)
-    return UsageRecord.objects.create(
-        account_id=account.pk, metric_id=price.pk, units=units, amount=units * price.unit_price
-    )
+    with transaction.atomic():  # the record and its journal row (post_save) commit together
+        return UsageRecord.objects.create(
+            account_id=account.pk, metric_id=price.pk, units=units, amount=units * price.unit_price
+        )
 
 
 def usage_record_once(*, account_id: int, metric: str, units: int, source: str) -> UsageRecord:

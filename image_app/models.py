@@ -5,10 +5,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from techbirdsfly.db import SavedWithItsInvalidation, one_transaction
+
 
 class ImageQuerySet(models.QuerySet):
     """Bulk writes send no signals; cached metadata and the owners' image lists must still go stale."""
 
+    @one_transaction
     def update(self, **kwargs):
         from .cache import invalidate_images
 
@@ -21,6 +24,7 @@ class ImageQuerySet(models.QuerySet):
         invalidate_images([pk for pk, _ in rows], owners)
         return updated
 
+    @one_transaction
     def bulk_create(self, objs, *args, **kwargs):
         from .cache import invalidate_images
 
@@ -29,7 +33,7 @@ class ImageQuerySet(models.QuerySet):
         return objs
 
 
-class Image(models.Model):
+class Image(SavedWithItsInvalidation, models.Model):
     """A generation request and, once the generator has run, its result.
 
     The generator claims a job by taking a lease (``lease_owner`` until ``lease_expires_at``); a

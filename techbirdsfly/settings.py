@@ -108,6 +108,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A lost database answers 503 within seconds instead of hanging a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # A pool per process (psycopg_pool): a thread borrows a connection for a request (Django returns
+    # it when the request ends) and threads past DATABASE_POOL_MAX wait up to DATABASE_POOL_TIMEOUT
+    # (then 503), so a process never holds more than DATABASE_POOL_MAX connections, however many
+    # threads it runs. 0 turns the pool off (one persistent connection per thread, DATABASE_CONN_MAX_AGE).
+    # The default, one per gunicorn thread and one for the journal follower, never makes a request
+    # wait: a thread that waits for a connection while holding a lock that connection holders wait
+    # for (the journal's catch-up reads under its index lock) stalls them all until the timeout. Set
+    # it lower only where requests may wait up to DATABASE_POOL_TIMEOUT and then answer 503.
+    DATABASE_POOL_MAX = env_int("DATABASE_POOL_MAX", env_int("GUNICORN_THREADS", 4) + 1)
+    if DATABASE_POOL_MAX > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(env_int("DATABASE_POOL_MIN", 1), DATABASE_POOL_MAX),
+            "max_size": DATABASE_POOL_MAX,
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0),
+        }
+    # Names this process's connections in pg_stat_activity (and PgBouncer's SHOW CLIENTS).
+    DATABASES["default"]["OPTIONS"].setdefault("application_name", env_str("DATABASE_APPLICATION_NAME", "techbirdsfly"))
+# A connection that keeps session state (LISTEN) must reach PostgreSQL itself, not a PgBouncer in
+# transaction mode: DATABASE_DIRECT_URL, when DATABASE_URL points at PgBouncer (techbirdsfly/db.py).
+DATABASE_DIRECT_URL = env_str("DATABASE_DIRECT_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "auth_app.User"

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import connections
 from django.test import TestCase, TransactionTestCase
 from django.test.runner import DiscoverRunner
 from django.test.utils import override_settings
@@ -198,6 +199,11 @@ class RedisTestRunner(DiscoverRunner):
             SECRET_KEY_FALLBACKS=[SERVER_SECRET_KEY],
         )
         self._caches.enable()
+        # No connection pool in this process: test threads (races, barriers) end without closing their
+        # connections, and a pooled connection nobody gives back is lost to its pool for good. The
+        # servers and scripts tests start (server_env) pool as production does (test_db_pool.py).
+        for alias in connections:
+            connections[alias].settings_dict.get("OPTIONS", {}).pop("pool", None)
         if self.verbosity >= 1:
             print(f"Test Redis: redis-server {server.port} on 127.0.0.1 (private to this run)")
 

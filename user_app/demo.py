@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from django.db import transaction
+
 from .cache import invalidate_users
 from .models import UserPreferences
 
@@ -26,7 +28,8 @@ def seed_preferences(*, users: Sequence, rng: random.Random, count: int) -> int:
         )
         for user in chosen
     ]
-    UserPreferences.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-    # bulk_create sends no signals, and these users may have cached defaults.
-    invalidate_users(user.pk for user in chosen)
+    with transaction.atomic():
+        UserPreferences.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        # bulk_create sends no signals, and these users may have cached defaults.
+        invalidate_users(user.pk for user in chosen)
     return len(rows)

@@ -4,8 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone as dj_timezone
 
+from techbirdsfly.db import SavedWithItsInvalidation, one_transaction
+
 
 class UserPreferencesQuerySet(models.QuerySet):
+    @one_transaction
     def update(self, **kwargs):
         # QuerySet.update sends no signals; cached preferences must still go stale.
         from .cache import invalidate_users
@@ -16,7 +19,7 @@ class UserPreferencesQuerySet(models.QuerySet):
         return updated
 
 
-class UserPreferences(models.Model):
+class UserPreferences(SavedWithItsInvalidation, models.Model):
     """A user's settings. A user without a row has the defaults (selectors.DEFAULTS)."""
 
     class Theme(models.TextChoices):

@@ -135,12 +135,18 @@ class ConcurrentInvoiceTests(TransactionTestCase):
     def test_usage_recorded_while_invoices_are_issued_is_billed_at_most_once(self):
         owner = self.account.owner
 
+        recorded = threading.Event()
+
         def record():
-            for _ in range(150):
-                usage_record_create(viewer=owner, account_id=self.account.pk, metric="api.call", units=3)
+            try:
+                for _ in range(150):
+                    usage_record_create(viewer=owner, account_id=self.account.pk, metric="api.call", units=3)
+            finally:
+                recorded.set()
 
         def issue():
-            for _ in range(15):
+            # Until the last record: issuing must overlap the recording however the threads are scheduled.
+            while not recorded.wait(0.005):
                 with contextlib.suppress(NothingToBill):
                     invoice_issue(account_id=self.account.pk)
 

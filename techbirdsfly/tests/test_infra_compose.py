@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -90,7 +91,9 @@ class ComposeFileTests(SimpleTestCase):
     def test_the_stack_waits_for_healthy_postgres_and_redis_on_one_network(self) -> None:
         compose = load(COMPOSE)
         services = compose["services"]
-        self.assertEqual(set(services), {"nginx", "static", "web", "generator", "migrate", "postgres", "redis"})
+        self.assertEqual(
+            set(services), {"nginx", "static", "web", "generator", "migrate", "postgres", "pgbouncer", "redis"}
+        )
         self.assertEqual(compose["networks"]["techbirdsfly_network"]["name"], "techbirdsfly_network")
         for name, service in services.items():
             self.assertEqual(service["networks"], ["techbirdsfly_network"], name)
@@ -103,6 +106,7 @@ class ComposeFileTests(SimpleTestCase):
         for name in ("web", "generator"):
             depends = services[name]["depends_on"]
             self.assertEqual(depends["postgres"], {"condition": "service_healthy"}, name)
+            self.assertEqual(depends["pgbouncer"], {"condition": "service_healthy"}, name)
             self.assertEqual(depends["redis"], {"condition": "service_healthy"}, name)
             self.assertEqual(depends["migrate"], {"condition": "service_completed_successfully"}, name)
             self.assertEqual(services[name]["build"], {"context": "..", "dockerfile": "Dockerfile"})
@@ -374,7 +378,7 @@ class AppUnderComposeEnvironmentTests(TransactionTestCase):
         single = self.settings_under(self.compose_env(COMPOSE))
         self.assertEqual(single["auth"]["LOCATION"], "redis://redis:6379/0")
         self.assertEqual(single["auth"]["OPTIONS"]["USERNAME"], "app")
-        self.assertEqual(single["db"], "postgres")
+        self.assertEqual(single["db"], "pgbouncer")  # transaction pooling in front of PostgreSQL
         self.assertIn("127.0.0.1", single["hosts"])
         self.assertEqual(single["proxies"], 1)  # nginx in front
         self.assertEqual(single["proto"], ["HTTP_X_FORWARDED_PROTO", "https"])
@@ -398,3 +402,52 @@ class AppUnderComposeEnvironmentTests(TransactionTestCase):
         self.assertEqual(subprocess.run(command, timeout=20, check=False).returncode, 0)
         server.stop()
         self.assertNotEqual(subprocess.run(command, timeout=20, check=False, capture_output=True).returncode, 0)
+
+
+class PgBouncerComposeTests(SimpleTestCase):
+    """PgBouncer fronts PostgreSQL in both stacks, with the ini the tests run (test_infra_pgbouncer.py)."""
+
+    def test_the_app_goes_through_pgbouncer_and_migrations_do_not(self) -> None:
+        for path in (COMPOSE, COMPOSE_HA):
+            services = load(path)["services"]
+            bouncer = services["pgbouncer"]
+            self.assertEqual(bouncer["depends_on"], {"postgres": {"condition": "service_healthy"}}, path.name)
+            self.assertIn("pg_isready", shell(bouncer["healthcheck"]["test"]))
+            self.assertIn("6432", shell(bouncer["healthcheck"]["test"]))
+            self.assertNotIn("ports", bouncer)  # only the app reaches it
+            targets = mounts(bouncer)
+            self.assertEqual(
+                (INFRA / targets["/etc/pgbouncer/pgbouncer.ini"]).resolve(), INFRA / "pgbouncer" / "pgbouncer.ini"
+            )
+            entrypoint = (INFRA / targets["/etc/pgbouncer/entrypoint.sh"]).resolve()
+            self.assertEqual(entrypoint, INFRA / "pgbouncer" / "entrypoint.sh")
+            self.assertEqual(bouncer["entrypoint"], ["/bin/sh", "/etc/pgbouncer/entrypoint.sh"])
+            self.assertTrue(bouncer["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?"))
+            web = services["web"]["environment"]
+            self.assertIn("@pgbouncer:6432/techbirdsfly", web["DATABASE_URL"], path.name)
+            self.assertIn("@postgres:5432/techbirdsfly", web["DATABASE_DIRECT_URL"], path.name)
+            self.assertIn("@postgres:5432/techbirdsfly", services["migrate"]["environment"]["DATABASE_URL"], path.name)
+        ini = (INFRA / "pgbouncer" / "pgbouncer.ini").read_text()
+        self.assertRegex(ini, r"(?m)^pool_mode = transaction$")
+        self.assertRegex(ini, r"(?m)^listen_port = 6432$")
+        self.assertRegex(ini, r"(?m)^techbirdsfly = host=postgres port=5432 dbname=techbirdsfly$")
+
+    def test_the_entrypoint_writes_the_auth_file_from_the_environment(self) -> None:
+        script = (INFRA / "pgbouncer" / "entrypoint.sh").read_text()
+        with tempfile.TemporaryDirectory() as directory:
+            fake = Path(directory) / "pgbouncer"  # stands in for the binary: prints what it was given
+            fake.write_text('#!/bin/sh\necho "$@"\n')
+            fake.chmod(0o755)
+            runtime = Path(directory) / "run"
+            script = script.replace("/tmp/pgbouncer", str(runtime))
+            env = {"PATH": f"{directory}:{os.environ['PATH']}", "POSTGRES_PASSWORD": "s3cret"}
+            done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=20)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(done.stdout.strip(), "/etc/pgbouncer/pgbouncer.ini")
+            userlist = runtime / "userlist.txt"
+            self.assertEqual(userlist.read_text(), '"techbirdsfly" "s3cret"\n')
+            self.assertEqual(userlist.stat().st_mode & 0o777, 0o600)
+            refused = subprocess.run(
+                ["/bin/sh", "-c", script], env={"PATH": env["PATH"]}, capture_output=True, timeout=20
+            )
+            self.assertNotEqual(refused.returncode, 0)  # no password: no start
