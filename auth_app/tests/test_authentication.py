@@ -112,3 +112,12 @@ class RequestUserTests(CacheTestCase):
                 getattr(user, missing)
         self.assertEqual(User.objects.values("password", "date_joined", "email").get(pk=self.user.pk), before)
         self.assertTrue(User.objects.get(pk=self.user.pk).check_password(PASSWORD))
+
+        # The views that change a user load it, so they work from a warm hit.
+        preferences = self.api.patch(f"/api/users/{self.user.pk}/preferences", {"theme": "dark"}, format="json")
+        self.assertEqual((preferences.status_code, preferences.json()["data"]["theme"]), (200, "dark"))
+        new = "a brand new passphrase 42"
+        changed = self.api.post("/api/auth/password", {"currentPassword": PASSWORD, "newPassword": new})
+        self.assertEqual(changed.status_code, 200, changed.content)
+        self.assertTrue(User.objects.get(pk=self.user.pk).check_password(new))
+        self.assertEqual(User.objects.get(pk=self.user.pk).date_joined, before["date_joined"])
