@@ -22,7 +22,7 @@ _NOT_A_MODEL = "request.user is built from the access token and has no database 
 
 
 class TokenUser:
-    """The authenticated user as the token's record describes it; read-only."""
+    """The authenticated user as the token's record describes it, with no database row to write."""
 
     __slots__ = ("email", "id", "is_staff", "name")
 
