@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from auth_app.models import User
 from auth_app.selectors import token_validate
-from auth_app.tests.factories import make_token, make_user
+from auth_app.tests.factories import PASSWORD, make_token, make_user
+from auth_app.token_user import TokenUser
 from techbirdsfly.testing import CacheTestCase
 
 
@@ -62,3 +64,60 @@ class TokenLookupCostTests(CacheTestCase):
         for header in ("Bearer", "Bearer a b", "Bearer \u00e9t\u00e9"):
             response = self.api.get("/api/auth/me", HTTP_AUTHORIZATION=header)
             self.assertEqual(response.status_code, 401, header)
+
+
+class RequestUserTests(CacheTestCase):
+    """``request.user`` is what the token's record says, and it cannot write a user row."""
+
+    def setUp(self):
+        super().setUp()
+        self.user = make_user(email="stateless@example.com", name="Ada", staff=True)
+        self.token = make_token(self.user)
+
+    def request_user(self):
+        response = self.api.bearer(self.token).get("/api/auth/me")
+        self.assertEqual(response.status_code, 200)
+        return response.wsgi_request.user
+
+    def test_it_carries_the_records_fields_on_a_miss_and_on_a_warm_hit(self):
+        for attempt in ("a miss", "a warm hit"):
+            user = self.request_user()
+            self.assertIsInstance(user, TokenUser, attempt)
+            self.assertEqual(
+                (user.pk, user.id, user.email, user.name), (self.user.pk,) * 2 + ("stateless@example.com", "Ada")
+            )
+            self.assertEqual(
+                (user.is_staff, user.is_active, user.is_authenticated, user.is_anonymous), (True, True, True, False)
+            )
+            self.assertEqual(user, self.user, attempt)
+            self.assertEqual(hash(user), hash(self.user))
+            self.assertFalse(user.has_perm("auth_app.change_user"))
+
+    def test_it_cannot_be_saved_deleted_or_given_a_password(self):
+        self.request_user()
+        user = self.request_user()  # a warm hit: built from Redis alone
+        before = User.objects.values("password", "date_joined", "email").get(pk=self.user.pk)
+        for change in (
+            user.save,
+            user.delete,
+            lambda: user.set_password("another password 123"),
+            user.set_unusable_password,
+            lambda: user.check_password(PASSWORD),
+            user.refresh_from_db,
+        ):
+            with self.assertRaises(NotImplementedError):
+                change()
+        for missing in ("password", "date_joined", "last_login"):  # not in the record: never a made-up value
+            with self.assertRaises(AttributeError):
+                getattr(user, missing)
+        self.assertEqual(User.objects.values("password", "date_joined", "email").get(pk=self.user.pk), before)
+        self.assertTrue(User.objects.get(pk=self.user.pk).check_password(PASSWORD))
+
+        # The views that change a user load it, so they work from a warm hit.
+        preferences = self.api.patch(f"/api/users/{self.user.pk}/preferences", {"theme": "dark"}, format="json")
+        self.assertEqual((preferences.status_code, preferences.json()["data"]["theme"]), (200, "dark"))
+        new = "a brand new passphrase 42"
+        changed = self.api.post("/api/auth/password", {"currentPassword": PASSWORD, "newPassword": new})
+        self.assertEqual(changed.status_code, 200, changed.content)
+        self.assertTrue(User.objects.get(pk=self.user.pk).check_password(new))
+        self.assertEqual(User.objects.get(pk=self.user.pk).date_joined, before["date_joined"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from . import cluster
-from .calls import CacheUnavailable, call, client_for
+from .calls import CacheUnavailable, cache_for, call, client_for
 from .policy import APPS
+
+_BATCH = 1000  # keys a SCAN step asks for, and an UNLINK removes at a time
 
 
 def app_pattern(app: str, match: str = "*") -> str:
@@ -20,6 +21,8 @@ def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) 
     On Redis Cluster the cursor walks every primary in turn (cluster.scan_page), so it can be larger
     than a single server's cursor; 0 still starts and ends the walk.
     """
+    # Not django-redis's iter_keys: a listing is paged across requests, and iter_keys keeps its SCAN
+    # cursor inside a generator, so it cannot hand one out or start from one a client sends back.
 
     def step() -> tuple[int, list[tuple[str, int]]]:
         client = client_for(app)
@@ -33,13 +36,12 @@ def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) 
     return call(app, step)
 
 
-def iter_keys(app: str, match: str = "*", batch: int = 1000) -> Iterator[bytes]:
-    # On Redis Cluster, scan_iter walks every primary.
-    yield from call(app, lambda: list(client_for(app).scan_iter(match=app_pattern(app, match), count=batch)))
-
-
 def count_keys(app: str) -> int:
-    return sum(1 for _ in iter_keys(app))
+    """How many keys ``app`` has: django-redis's ``iter_keys`` (SCAN over the alias's prefix, never KEYS).
+
+    On Redis Cluster the alias's client is a RedisCluster, whose SCAN walks every primary.
+    """
+    return call(app, lambda: sum(1 for _ in cache_for(app).iter_keys("*", itersize=_BATCH)))
 
 
 def clear_app(app: str) -> int:
@@ -47,14 +49,19 @@ def clear_app(app: str) -> int:
 
     On Redis Cluster the SCAN walks every primary and UNLINK is split by slot.
     """
+    # Not django-redis's delete_pattern: it queues a DEL for every key the whole SCAN finds in one
+    # pipeline, a MULTI/EXEC transaction on a single Redis, so clearing a large app holds every key
+    # name in this process and then blocks the Redis every app shares until the last DEL is done. It
+    # also counts the keys SCAN returned (one may be returned twice), not the keys removed. Here each
+    # batch is one UNLINK, which frees the values off Redis's main thread and says how many it removed.
 
     def clear() -> int:
         client = client_for(app)
         deleted = 0
         batch: list[bytes] = []
-        for key in client.scan_iter(match=app_pattern(app), count=1000):
+        for key in client.scan_iter(match=app_pattern(app), count=_BATCH):
             batch.append(key)
-            if len(batch) >= 1000:
+            if len(batch) >= _BATCH:
                 deleted += client.unlink(*batch)
                 batch = []
         if batch:

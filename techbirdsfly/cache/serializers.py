@@ -7,6 +7,10 @@ Values are also signed (HMAC-SHA256 with a key derived from SECRET_KEY): the aut
 token records, and without a signature anyone able to write to Redis could forge one and log in
 as any user, staff included. A value whose tag does not match is never used: it is a miss.
 Stored form: 32 hex characters of tag, a dot, the JSON.
+
+The tag is Django's ``salted_hmac(SALT, payload, algorithm="sha256")``, cut to 32 hex characters.
+New values are signed with SECRET_KEY; a value signed with one of SECRET_KEY_FALLBACKS still
+verifies, as Django's signing does, so rotating the key does not empty the cache at once.
 """
 
 from __future__ import annotations
@@ -18,17 +22,20 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.utils.encoding import force_bytes
 from django_redis.serializers.base import BaseSerializer
 
 from .policy import MAX_VALUE_BYTES
 
+SALT = "techbirdsfly.cache.v1"
 _TAG_HEX = 32
-# Stored forms whose signature ``loads`` verified, remembered once per process and signing key (every
-# thread's instance of every alias shares it): at most this many (then it starts again), each at most
-# this long, so at most about 2 MB.
+# Stored forms whose signature ``loads`` verified, remembered once per process and set of accepted
+# keys (every thread's instance of every alias shares it): at most this many (then it starts again),
+# each at most this long, so at most about 2 MB. Keyed by every key accepted, not only the signing
+# one: a form verified under a fallback must not be taken as verified once that fallback is dropped.
 _REMEMBERED = 1024
 _REMEMBERED_BYTES = 2048
-_VERIFIED: dict[bytes, dict[bytes, Any]] = {}  # signing key -> stored form -> what it holds
+_VERIFIED: dict[tuple[bytes, ...], dict[bytes, Any]] = {}  # accepted keys -> stored form -> what it holds
 _IMMUTABLE = (str, int, float, type(None))  # bool is an int
 _SIGNED = object()  # remembered: the signature is right, the value is parsed again
 _UNKNOWN = object()
@@ -46,6 +53,15 @@ class CorruptValue(ValueError):
     """What Redis returned is not a value this serializer wrote (or its signature is wrong): a miss."""
 
 
+def derived_key(secret: str | bytes) -> bytes:
+    """The HMAC key ``salted_hmac(SALT, ..., secret=secret, algorithm="sha256")`` uses.
+
+    Derived once per secret rather than by calling salted_hmac for each value, so each tag is
+    ``hmac.digest``'s one-shot C path (bench/RESULTS.md); test_cache_layer checks the tags match.
+    """
+    return hashlib.sha256(force_bytes(SALT) + force_bytes(secret)).digest()
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -55,12 +71,19 @@ def _default(value: Any) -> Any:
 class SafeJSONSerializer(BaseSerializer):
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options=options)
-        self._key = hashlib.sha256(b"techbirdsfly.cache.v1" + settings.SECRET_KEY.encode()).digest()
-        self._verified = _VERIFIED.setdefault(self._key, {})
+        self._key = derived_key(settings.SECRET_KEY)
+        self._fallbacks = tuple(
+            key for key in dict.fromkeys(map(derived_key, settings.SECRET_KEY_FALLBACKS)) if key != self._key
+        )
+        self._verified = _VERIFIED.setdefault((self._key, *self._fallbacks), {})
 
-    def _tag(self, payload: bytes) -> bytes:
-        # hmac.digest is the one-shot C path: about 40% faster than hmac.new(...) here (bench/RESULTS.md).
-        return hmac.digest(self._key, payload, "sha256").hex()[:_TAG_HEX].encode()
+    def _tag(self, payload: bytes, key: bytes | None = None) -> bytes:
+        # hmac.digest is the one-shot C path, faster than hmac.new(...) (bench/RESULTS.md).
+        return hmac.digest(key or self._key, payload, "sha256").hex()[:_TAG_HEX].encode()
+
+    def _signed_before_rotation(self, tag: bytes, payload: bytes) -> bool:
+        """Signed with a key SECRET_KEY replaced, which is still among SECRET_KEY_FALLBACKS."""
+        return any(hmac.compare_digest(tag, self._tag(payload, key)) for key in self._fallbacks)
 
     # The payload's format; the signature and the size limit do not depend on it (bench/ compares
     # other formats by overriding these two).
@@ -98,7 +121,9 @@ class SafeJSONSerializer(BaseSerializer):
     def verify_and_parse(self, value: bytes) -> Any:
         """``loads`` without the memory: what the first read of a stored form costs."""
         tag, payload = value[:_TAG_HEX], value[_TAG_HEX + 1 :]
-        if value[_TAG_HEX : _TAG_HEX + 1] != b"." or not hmac.compare_digest(tag, self._tag(payload)):
+        if value[_TAG_HEX : _TAG_HEX + 1] != b"." or not (
+            hmac.compare_digest(tag, self._tag(payload)) or self._signed_before_rotation(tag, payload)
+        ):
             raise CorruptValue("missing or wrong signature")
         return self._parse(payload)
 
