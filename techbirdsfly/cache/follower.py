@@ -5,7 +5,12 @@ commits (journal_sql.py), on a connection of the follower's own that ``LISTEN``s
 once. A notification can be lost (the listening connection drops, a payload too large to carry its
 rows, the process forked), so every CACHE_JOURNAL_POLL seconds the follower also reads what has
 committed since its last read: that read, not the push, is the guarantee. Idle, the thread sleeps in
-the listening connection's socket; a poll costs one prepared statement.
+the listening connection's socket; a poll costs one prepared statement on that same connection.
+
+That connection is the process's one database session outside the pool: ``LISTEN`` and prepared
+statements need a session, which PgBouncer's transaction mode does not keep, so it goes to
+``DATABASE_DIRECT_URL`` (techbirdsfly/db.py). Whatever else the follower reads (the first read, a new
+history) borrows a pooled connection and gives it back after each round.
 
 At most one follower per process: it starts with the first cached read, and again in a forked child
 (a gunicorn worker), whose copy of the parent's thread does not run.
@@ -21,6 +26,8 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
+
+from techbirdsfly.db import direct_connection
 
 from . import journal, journal_sql
 
@@ -80,8 +87,9 @@ class _Follower:
                 if time.monotonic() < next_poll:
                     continue
                 next_poll = time.monotonic() + interval
-                if not journal.catch_up(prepare=True):
-                    connections.close_all()  # a fresh connection next time
+                caught_up = journal.catch_up(session=_usable(listener))
+                connections.close_all()  # back to the pool (without one, a fresh connection next time)
+                if not caught_up:
                     continue
                 self.listening = listener is not None and not listener.closed
                 if time.monotonic() >= next_prune:
@@ -91,6 +99,8 @@ class _Follower:
                         journal.prune()
                     except DatabaseError:
                         logger.warning("could not prune the cache invalidation journal", exc_info=True)
+                    finally:
+                        connections.close_all()
         finally:
             self.listening = False
             if listener is not None:
@@ -104,7 +114,8 @@ class _Follower:
             return
         app, history, rows = pushed
         if not rows:
-            journal.catch_up(prepare=True)
+            journal.catch_up()
+            connections.close_all()
             return
         journal.note_committed(app, [scope for _, scope in rows], [row_id for row_id, _ in rows], history)
         self.pushed += len(rows)
@@ -117,11 +128,8 @@ def _listen() -> psycopg.Connection[Any] | None:
     """A connection of the follower's own that listens for pushed rows; None where there is no push."""
     if connection.vendor != "postgresql":
         return None
-    params = connections["default"].get_connection_params()
-    for django_only in ("cursor_factory", "context"):
-        params.pop(django_only, None)
     try:
-        listener = psycopg.connect(**params, autocommit=True)
+        listener = direct_connection(application_name="techbirdsfly-journal")
         listener.execute(f"LISTEN {journal_sql.CHANNEL}")
     except psycopg.Error:
         if not _warned.is_set():
@@ -130,6 +138,10 @@ def _listen() -> psycopg.Connection[Any] | None:
         return None
     _warned.clear()
     return listener
+
+
+def _usable(listener: psycopg.Connection[Any] | None) -> psycopg.Connection[Any] | None:
+    return listener if listener is not None and not listener.closed else None
 
 
 follower = _Follower()

@@ -158,19 +158,28 @@ def trusted(start: int) -> bool:
     return catch_up(after_connects=end)
 
 
-def catch_up(*, after_connects: int | None = None, prepare: bool = False) -> bool:
+def catch_up(*, after_connects: int | None = None, session: Any = None) -> bool:
     """Read the rows this process has not seen. False when the database fails.
 
     With ``after_connects``, a catch-up that another thread began once that many connections were
     made is enough: concurrent readers of a new connection wait for one query instead of each making one.
     Writers noting their own rows meanwhile are never held up by the read, only by its short update.
+    ``session``: the follower's own connection, for the reads that can use it (journal_sql.read).
     """
+    try:
+        # Before the lock: a thread that waits for the lock while holding none of the pool's
+        # connections cannot starve the thread that holds the lock of one.
+        connection.ensure_connection()
+    except DatabaseError:
+        logger.warning("could not read the cache invalidation journal", exc_info=True)
+        return False
     with _index.reading:
         connects = ConnectEpoch.connects
         if after_connects is not None and _index.loaded and _index.synced_connects >= after_connects:
             return True
         try:
-            read = journal_sql.read(connection, _index.position if _index.loaded else None, WINDOW, prepare=prepare)
+            position = _index.position if _index.loaded else None
+            read = journal_sql.read(connection, position, WINDOW, session=session)
             if not journal_sql.names_server(read.history, read.server):
                 if journal_sql.begin_history(connection, read.server):
                     logger.info("cache journal: a new database history begins (%s)", read.server)

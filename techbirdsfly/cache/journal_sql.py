@@ -95,13 +95,17 @@ class Read(NamedTuple):
     history: str  # the history rows, as one string ('' when there are none)
 
 
-def read(connection: Any, after: Any, window: int, *, prepare: bool = False) -> Read:
-    """Rows committed since ``after`` (None: the newest row of every scope within ``window`` seconds)."""
+def read(connection: Any, after: Any, window: int, *, session: Any = None) -> Read:
+    """Rows committed since ``after`` (None: the newest row of every scope within ``window`` seconds).
+
+    ``session``: a psycopg connection of the caller's own, outside the pool and PgBouncer (the
+    follower's), on which a later read is a prepared statement.
+    """
     if connection.vendor != "postgresql":
         return _read_sqlite(after, window)
     header: tuple[Any, ...] = ()
     rows: list[tuple[int, str, str]] = []
-    for row in _rows(connection, after, window, prepare=prepare):
+    for row in _rows(connection, after, window, session=session):
         if row[0] == 0:
             header = row
         else:
@@ -109,7 +113,7 @@ def read(connection: Any, after: Any, window: int, *, prepare: bool = False) -> 
     return Read(rows, header[1], header[2], header[3], header[4] or "")
 
 
-def _rows(connection: Any, after: Any, window: int, *, prepare: bool) -> Iterator[tuple[Any, ...]]:
+def _rows(connection: Any, after: Any, window: int, *, session: Any) -> Iterator[tuple[Any, ...]]:
     if after is None:
         # A server-side cursor: a first read of a million scopes streams instead of arriving at once.
         with transaction.atomic(using=connection.alias), connection.chunked_cursor() as cursor:
@@ -117,11 +121,11 @@ def _rows(connection: Any, after: Any, window: int, *, prepare: bool) -> Iterato
             while chunk := cursor.fetchmany(10_000):
                 yield from chunk
         return
-    if prepare:
-        # The follower polls again and again on its own connection: the statement is planned once
-        # (server-side binding; Django's cursors bind on the client, which cannot prepare).
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
+    if session is not None:
+        # The follower polls again and again on a session of its own: the statement is planned once
+        # (server-side binding; Django's cursors bind on the client, which cannot prepare, and a
+        # prepared statement does not survive PgBouncer's transaction mode).
+        with psycopg.Cursor(session) as cursor:
             cursor.execute(_NEXT_READ, {"after": after}, prepare=True)
             yield from cursor.fetchall()
         return

@@ -34,7 +34,7 @@ def main(point: str, user_id: int, account_id: int) -> None:
     viewer = User.objects.get(pk=user_id)
 
     def hook(execute, sql, params, many, context):
-        journal = sql.lstrip().upper().startswith("INSERT") and "techbirdsfly_cachejournal" in sql
+        journal = "INSERT INTO techbirdsfly_cachejournal" in " ".join(sql.split())  # the journal's write
         if journal and point == "before-journal":
             _die()
         result = execute(sql, params, many, context)
