@@ -41,7 +41,8 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from . import replies
-from .connection import ConnectEpoch, read, server_identity
+from .identity import ConnectEpoch, server_identity
+from .rawio import read
 
 SLOTS = 16384
 

@@ -516,7 +516,7 @@ class HitPathTests(CacheTestCase):
         from redis.exceptions import NoScriptError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        from techbirdsfly.cache.connection import read
+        from techbirdsfly.cache.rawio import read
 
         client = test_redis().client()
         pool = client.connection_pool
@@ -574,7 +574,7 @@ class HitPathTests(CacheTestCase):
 
     def test_a_fast_read_is_charged_its_wall_time_and_a_slow_one_what_redis_took(self):
         from techbirdsfly.cache import calls
-        from techbirdsfly.cache.connection import FAST_READ
+        from techbirdsfly.cache.metering import FAST_READ
 
         client = calls.client_for("auth", write=False)
         calls._start_budget()  # as request_started does (the signal itself would close the test's database)
