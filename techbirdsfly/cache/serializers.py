@@ -25,7 +25,7 @@ from .policy import MAX_VALUE_BYTES
 _TAG_HEX = 32
 # Stored forms whose signature ``loads`` verified, remembered once per process and signing key (every
 # thread's instance of every alias shares it): at most this many (then it starts again), each at most
-# this long, so at most about 2 MB.
+# this long.
 _REMEMBERED = 1024
 _REMEMBERED_BYTES = 2048
 _VERIFIED: dict[bytes, dict[bytes, Any]] = {}  # signing key -> stored form -> what it holds
@@ -59,7 +59,7 @@ class SafeJSONSerializer(BaseSerializer):
         self._verified = _VERIFIED.setdefault(self._key, {})
 
     def _tag(self, payload: bytes) -> bytes:
-        # hmac.digest is the one-shot C path: about 40% faster than hmac.new(...) here (bench/RESULTS.md).
+        # hmac.digest is the one-shot C path, cheaper than hmac.new(...) (bench/RESULTS.md compares them).
         return hmac.digest(self._key, payload, "sha256").hex()[:_TAG_HEX].encode()
 
     # The payload's format; the signature and the size limit do not depend on it (bench/ compares
@@ -80,7 +80,7 @@ class SafeJSONSerializer(BaseSerializer):
     def loads(self, value: bytes) -> Any:
         # A warm hit reads the same few small values again and again (a token's record, its
         # generation, a profile): each stored form whose signature was verified is remembered by its
-        # exact bytes, so reading it again costs a dict lookup instead of an HMAC (issue 15). Bytes
+        # exact bytes, so reading it again costs a dict lookup instead of an HMAC. Bytes
         # that differ in any way are verified as if new. Immutable values are remembered decoded;
         # others are parsed again, so no caller can change what the next one gets.
         small = len(value) <= _REMEMBERED_BYTES

@@ -83,7 +83,7 @@ class Counter:
 
 
 class PolicyTests(CacheTestCase):
-    def test_ttl_table_matches_the_brief(self):
+    def test_each_kind_has_its_ttl(self):
         expected = {
             "auth.token": 3600,
             "auth.profile": 300,
@@ -510,7 +510,7 @@ end
 
 
 class HitPathTests(CacheTestCase):
-    """The parts of a warm hit made cheaper in issue 15 keep what they replaced correct."""
+    """The shortcuts of a warm hit (raw reads, remembered signatures, fast-read metering) stay correct."""
 
     def test_a_read_keeps_a_connection_the_server_answered_and_drops_one_that_failed(self):
         from redis.exceptions import NoScriptError
