@@ -2,8 +2,8 @@
 
 Unicode lets one address be written many ways: the long s (U+017F) case-folds to ``s``, full-width and
 ligature forms fold under NFKC, upper case and surrounding spaces are noise. Comparing anything
-less (``.lower()``, PostgreSQL's ``UPPER()``) gave an attacker a fresh throttle allowance per
-spelling and let two racing registrations create twins (issue 14). A spelling that folds to a
+less (``.lower()``, PostgreSQL's ``UPPER()``) would give an attacker a fresh throttle allowance per
+spelling and would let two racing registrations create twins. A spelling that folds to a
 different string (the dotless i, U+0131) is a different email: it never reaches the first one's account.
 
 The domain is compared in its ASCII (IDNA) form, as DNS sees it: ``exämple.test`` and

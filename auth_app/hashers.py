@@ -1,4 +1,4 @@
-"""Password hashing parameters, measured: see bench/RESULTS.md, "Logins (issue 14)"."""
+"""Password hashing parameters; what a check costs is measured in bench/LOGINS.md."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 
 
 class Argon2idPasswordHasher(Argon2PasswordHasher):
-    """Argon2id at OWASP's minimum (m=19 MiB, t=2, p=1): about 25 ms of CPU per check here.
+    """Argon2id at OWASP's minimum (m=19 MiB, t=2, p=1): the cheapest parameters OWASP accepts.
 
-    Django's defaults (m=100 MiB, p=8) cost about ten times that; PBKDF2 at 1,500,000 iterations cost
-    1.2 s, which let a dozen clients logging in starve the server (issue 14). The algorithm name
+    Django's defaults (m=100 MiB, p=8) and PBKDF2 at Django's iterations cost many times more CPU per
+    check, enough for a dozen clients logging in to starve the server. The algorithm name
     stays "argon2", so a hash made with other parameters is rehashed with these at the next login.
     """
 

@@ -182,7 +182,7 @@ class AuthToken(SavedWithItsInvalidation, models.Model):
         PASSWORD = "password", "the password was changed"
         REUSE = "reuse", "a spent refresh token of this login was presented again"
 
-    # Why: a refresh with a revoked token says what happened (issue 16).
+    # Why: a refresh with a revoked token says what happened.
     revoked_reason = models.CharField(max_length=8, choices=Revoked.choices, blank=True, default="")
 
     class Meta:

@@ -8,12 +8,12 @@ Counters live in Redis while it is up and in the database while it is not; a che
 outage neither opens the door nor forgets the failures made before it.
 
 A try is counted as a failure *before* its password is checked and released if it turns out not to
-be one: checked after, a concurrent burst all passed the check before any was counted
+be one: checked after, a concurrent burst would all pass the check before any is counted
 (faults/tests/test_login_throttle.py).
 
 The third guard is per process: at most LOGIN_CONCURRENCY password checks run at once. A hash is
 the most expensive thing a request can make us do, and a flood of them must not hold every worker
-thread while /api/health and everyone else wait (issue 14).
+thread while /api/health and everyone else wait.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def install() -> None:
 
     def read_ahead(*_: Any, **__: Any) -> None:
         # The authentication reads the token's record and the view's entries in one MGET before
-        # validating (issue 15); with the cache off that read would be wasted.
+        # validating; with the cache off that read would be wasted.
         return None
 
     def send_ahead(*_: Any, **__: Any) -> None:

@@ -73,8 +73,8 @@ def _counts() -> dict[str, int]:
     from django.contrib.auth import get_user_model
     from django.db.models import Count
 
-    from billing_app.management.commands.seed_demo import DEMO_DOMAIN
     from billing_app.models import Account, UsageRecord
+    from techbirdsfly.seeding import DEMO_DOMAIN
 
     largest = (
         UsageRecord.objects.values("account_id").annotate(n=Count("id")).order_by("-n").values_list("n", flat=True)[:1]
@@ -129,9 +129,9 @@ def prepare_fixtures(size: Size) -> Fixtures:
     from django.utils import timezone
 
     from auth_app.services import token_pair_issue
-    from billing_app.management.commands.seed_demo import STAFF_EMAIL
     from billing_app.models import Account, UsageRecord
     from image_app.models import Image
+    from techbirdsfly.seeding import STAFF_EMAIL
     from user_app.models import UserPreferences
 
     User = get_user_model()

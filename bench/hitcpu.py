@@ -1,4 +1,4 @@
-"""CPU per request in this process: the layer's warm hits against plain django-redis (issue 15).
+"""CPU per request in this process: the layer's warm hits against plain django-redis.
 
 Each variant is a request handed straight to Django's WSGI handler, as gunicorn hands it (no HTTP,
 no test client), against the cached server's Redis and database. Variants run in short interleaved

@@ -1,4 +1,4 @@
-"""What the invalidation journal costs (issue 13): ``python -m bench.journal``.
+"""What the invalidation journal costs: ``python -m bench.journal``.
 
 Prints, measured side by side in one run against a private redis-server and PostgreSQL
 (BENCH_DATABASE_URL, default database tbf_journal_bench, migrated here):

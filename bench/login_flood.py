@@ -1,4 +1,4 @@
-"""Logins under a flood (issue 14): the CPU one password check costs, and what a flood of logins gets.
+"""Logins under a flood: the CPU one password check costs, and what a flood of logins gets.
 
 ``python -m bench.login_flood`` measures, against gunicorn alone (infra/gunicorn.conf.py, 2 workers,
 production settings, a private redis-server, PostgreSQL database tbf_login_flood or
@@ -12,7 +12,7 @@ $LOGIN_FLOOD_DATABASE_URL):
 - the same flood with each login from another address (through one trusted proxy), so that only the
   per-process cap on password checks (LOGIN_CONCURRENCY) can refuse.
 
-It prints the figures; bench/RESULTS.md, "Logins (issue 14)", records a run by hand.
+It prints the figures; bench/LOGINS.md records a run by hand (copied into bench/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The parts of bench/RESULTS.md that issues 13, 14 and 15 added: CPU per hit against plain django-redis,
+"""Sections of bench/RESULTS.md: CPU per hit against plain django-redis,
 Redis across a network, the invalidation journal's figures and the hand-written logins section."""
 
 from __future__ import annotations
@@ -6,25 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .figures import cpu_ms, fmt_cpu, fmt_ms, p50
+
 LOGINS = Path(__file__).with_name("LOGINS.md")
-
-
-def _ms(value: float) -> str:
-    return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
-
-
-def _p50(run: dict) -> float:
-    return run["latency_ms"]["p50"]
-
-
-def _cpu_ms(run: dict, name: str = "app") -> str:
-    seconds = run.get("extra", {}).get("cpu", {}).get(name)
-    return f"{seconds * 1000 / run['requests']:.3f}" if seconds is not None and run["requests"] else "-"
-
-
-def _cpu_float(run: dict, name: str = "app") -> float:
-    seconds = run.get("extra", {}).get("cpu", {}).get(name)
-    return seconds * 1000 / run["requests"] if seconds is not None and run["requests"] else 0.0
 
 
 def hit_cpu(results: dict) -> list[str]:
@@ -108,22 +92,22 @@ def network(results: dict, slack_ms: float) -> list[str]:
             plain = row.get("plain" + suffix)
             rps = cached["requests"] / cached["seconds"] if cached["seconds"] else 0.0
             out.append(
-                f"| {row['label']} | {cached['connections']} | {_ms(_p50(floor))} | {_ms(_p50(cached))} "
-                f"| {_ms(_p50(plain)) if plain else '-'} | {_ms(_p50(bypass))} | {_p50(cached) - _p50(floor):.2f} "
+                f"| {row['label']} | {cached['connections']} | {fmt_ms(p50(floor))} | {fmt_ms(p50(cached))} "
+                f"| {fmt_ms(p50(plain)) if plain else '-'} | {fmt_ms(p50(bypass))} | {p50(cached) - p50(floor):.2f} "
                 f"| {rtt + slack_ms:.2f} | {rps:,.0f} | {cached['from_cache']:,}/{cached['requests']:,} "
-                f"| {_cpu_ms(floor)} | {_cpu_ms(cached)} | {_cpu_ms(plain) if plain else '-'} "
-                f"| {_cpu_ms(cached, 'relay')} |"
+                f"| {fmt_cpu(floor)} | {fmt_cpu(cached)} | {fmt_cpu(plain) if plain else '-'} "
+                f"| {fmt_cpu(cached, 'relay')} |"
             )
     out.append("")
     loaded, clients = [], 0
     for row in net["endpoints"].values():
         clients = row["cached"]["connections"]
         floor, cached = row["floor"], row["cached"]
-        if _p50(floor) and _cpu_float(floor):
+        if p50(floor) and cpu_ms(floor):
             loaded.append(
-                f"beside {row['label']}, floor p50 {_ms(_p50(floor))} ms and cached {_ms(_p50(cached))} ms for "
-                f"{_cpu_float(cached) / _cpu_float(floor):.2f}x the floor's app CPU per request (plus "
-                f"{_cpu_ms(cached, 'relay')} ms of the relay's)"
+                f"beside {row['label']}, floor p50 {fmt_ms(p50(floor))} ms and cached {fmt_ms(p50(cached))} ms for "
+                f"{cpu_ms(cached) / cpu_ms(floor):.2f}x the floor's app CPU per request (plus "
+                f"{fmt_cpu(cached, 'relay')} ms of the relay's)"
             )
     if loaded:
         out += [
@@ -189,7 +173,7 @@ def logins() -> list[str]:
 
 
 def why_missed(results: dict, cpu_factor: float, slack_ms: float) -> list[str]:
-    """Why the CPU, network, stampede-write and budget targets of issue 15 are missed, in this run's figures."""
+    """Why the CPU, network, stampede-write and budget targets are missed, in this run's figures."""
     out: list[str] = []
     probe = results.get("hit_cpu")
     if probe:
@@ -215,21 +199,21 @@ def why_missed(results: dict, cpu_factor: float, slack_ms: float) -> list[str]:
         rtt = net["round_trip_ms"]
         lines = []
         for row in net["endpoints"].values():
-            for suffix, how in (("_1", "1 client"),):  # the target's rows (report.network_checks)
-                floor, cached = _p50(row["floor" + suffix]), _p50(row["cached" + suffix])
+            for suffix, how in (("_1", "1 client"),):  # the target's rows (checks.network_checks)
+                floor, cached = p50(row["floor" + suffix]), p50(row["cached" + suffix])
                 if cached > floor + rtt + slack_ms:
-                    extra = _cpu_float(row["cached" + suffix]) - _cpu_float(row["floor" + suffix])
+                    extra = cpu_ms(row["cached" + suffix]) - cpu_ms(row["floor" + suffix])
                     line = (
-                        f"{row['label']} ({how}): cached p50 {_ms(cached)} ms is {cached - floor:.2f} ms over the "
-                        f"floor's {_ms(floor)} ms, against {rtt:.2f} ms for one round trip + {slack_ms} ms; the "
+                        f"{row['label']} ({how}): cached p50 {fmt_ms(cached)} ms is {cached - floor:.2f} ms over the "
+                        f"floor's {fmt_ms(floor)} ms, against {rtt:.2f} ms for one round trip + {slack_ms} ms; the "
                         f"server's workers spent {extra:.2f} ms more CPU per request on the hit than on the floor"
                     )
                     plain = row.get("plain" + suffix)
                     if plain:
-                        plain_extra = _cpu_float(plain) - _cpu_float(row["floor" + suffix])
+                        plain_extra = cpu_ms(plain) - cpu_ms(row["floor" + suffix])
                         line += (
                             f", and plain django-redis answering the same bytes in one round trip "
-                            f"{_ms(_p50(plain))} ms ({_p50(plain) - floor:.2f} over the floor; {plain_extra:.2f} ms "
+                            f"{fmt_ms(p50(plain))} ms ({p50(plain) - floor:.2f} over the floor; {plain_extra:.2f} ms "
                             "more CPU)"
                         )
                     lines.append(line)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import http.client
+import math
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from .endpoints import request_once
+from .latency import refresh_cache
 from .load import Endpoint, LoadResult, run_wrk
+from .plan import Plan, log
 from .servers import BenchServer
 
 
@@ -104,3 +108,55 @@ def under_load(
         cache_errors=_errors(server) - errors_before,
     )
     return result
+
+
+def measure_stampede(plan: Plan, cached: BenchServer, eps: dict[str, Endpoint], redis: Any, redis_port: int) -> dict:
+    from techbirdsfly.cache.calls import cache_for
+
+    from .probes import count_writes
+
+    dashboard = eps["dashboard"]
+    admin = cache_for("admin")
+    dashboard_key = admin.make_key("admin:dashboard")
+    summary = eps["summary_largest"]
+    summary_key = cache_for("billing").make_key(f"billing:summary:{summary.path.rsplit('/', 1)[1]}")
+    out: dict[str, Any] = {"bursts": [], "load": {}}
+
+    for endpoint, app, key in ((dashboard, "admin", dashboard_key), (summary, "billing", summary_key)):
+        for _ in range(plan.bursts):
+            request_once(cached, endpoint)  # warm, so the burst starts from a hit that is then deleted
+            with count_writes(redis_port, key) as writes:
+                burst = cold_burst(
+                    cached, endpoint, app=app, delete=lambda key=key: redis.delete(key), concurrency=plan.burst
+                )
+            out["bursts"].append({"endpoint": endpoint.label, "app": app, **asdict(burst), "writes": writes[0]})
+            log(f"burst {endpoint.name}: {burst.computes} compute(s), {writes[0]} SET(s) of the entry")
+
+    seconds = plan.stampede_seconds
+    at = seconds * 0.2
+    left = max(1, math.ceil(seconds * 0.4))
+
+    def expire_soon() -> None:
+        # Exactly the state of an entry `left` seconds before its natural expiry: same value,
+        # same measured compute time ("d"), expiry "x" and Redis TTL `left` seconds away.
+        entry = admin.get("admin:dashboard")
+        if isinstance(entry, dict):
+            entry["x"] = time.time() + left
+            admin.set("admin:dashboard", entry, timeout=left)
+
+    modes = {
+        "steady": (None, "no expiry (reference)"),
+        "expiry": (expire_soon, f"the entry expires {left} s after t={at:.0f} s (natural expiry, XFetch active)"),
+        "deleted": (lambda: redis.delete(dashboard_key), f"the key is deleted at t={at:.0f} s (hard miss)"),
+    }
+    for mode, (action, description) in modes.items():
+        if plan.smoke and mode == "steady":
+            continue
+        refresh_cache()
+        request_once(cached, dashboard)
+        result = under_load(
+            cached, dashboard, app="admin", connections=plan.stampede_connections, seconds=seconds, action=action, at=at
+        )
+        out["load"][mode] = {"description": description, **asdict(result)}
+        log(f"stampede {mode}: {result.extra}")
+    return out

@@ -1,4 +1,4 @@
-"""What a made-up bearer token costs (issue 21): ``python -m bench.tokencpu``.
+"""What a made-up bearer token costs: ``python -m bench.tokencpu``.
 
 Prints, measured side by side in one run against a private redis-server and PostgreSQL
 (BENCH_DATABASE_URL, default database tbf_tokencpu_bench, migrated here), the CPU per request of

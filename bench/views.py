@@ -1,7 +1,7 @@
 """Views only the benchmark's servers route (bench/urls.py): the floor and the plain django-redis hits.
 
 The floor is what any request costs in this stack. The plain views are what a cache hit costs with
-django-redis alone (issue 15): each answers the same bytes as a warm hit of the real endpoint, in one
+django-redis alone: each answers the same bytes as a warm hit of the real endpoint, in one
 ``cache.get_many`` (one MGET) through the same aliases and the same signed serializer, reading the
 same Redis keys the layer reads for that hit -- the token's record and its generation, the entry and
 its scope's generation -- so Redis sends back the same bytes too. What they leave out is the layer's

@@ -1,4 +1,4 @@
-"""Sums of money columns that are exact on every database we run on (issue 16).
+"""Sums of money columns that are exact on every database we run on.
 
 PostgreSQL sums ``numeric`` exactly. SQLite keeps a decimal column as REAL and ``SUM`` adds floats, so
 a summary read from the SQLite file of ``make run`` could be off by a float's error before rounding.

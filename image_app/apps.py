@@ -7,4 +7,9 @@ class ImageAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from techbirdsfly import seeding
+
         from . import cache, files  # noqa: F401  (connect the invalidation and file-deletion signals)
+        from .seeding import STAGES
+
+        seeding.register(*STAGES)  # manage.py seed_demo's stages, in INSTALLED_APPS order

@@ -1,6 +1,6 @@
-"""image_app's stage of ``manage.py seed_demo`` (found by the command through ``STAGES``)."""
+"""image_app's stage of ``manage.py seed_demo`` (registered in ready(): techbirdsfly/seeding.py)."""
 
-from billing_app.management.commands.seed_demo import SeedContext, Stage, StageOption
+from techbirdsfly.seeding import SeedContext, Stage, StageOption
 
 from .demo import seed_images
 

@@ -42,7 +42,7 @@ class BodySizeLimitMiddleware:
 
 
 class CacheTimingMiddleware:
-    """``Server-Timing: cache;dur=<ms>``: how long the request waited on Redis (issue 15).
+    """``Server-Timing: cache;dur=<ms>``: how long the request waited on Redis.
 
     The figure the request budget counts (techbirdsfly/cache/calls.py): Redis's answers timed by the
     kernel, not the time a thread waited for a CPU, so a client (or a fault test) can tell a slow
@@ -79,7 +79,7 @@ class DatabaseUnavailableMiddleware:
 
 
 class ApiJsonErrorsMiddleware:
-    """Every error under /api/ answers JSON, in debug mode too (issue 16).
+    """Every error under /api/ answers JSON, in debug mode too.
 
     handler404/handler500 (techbirdsfly/urls.py) answer JSON only when DEBUG is off: with DEBUG on,
     Django answers an unmatched URL (``/api/billing/summary/abc``) with technical_404_response and an

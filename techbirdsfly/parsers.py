@@ -3,9 +3,9 @@
 - JSON nested deeper than Python's recursion limit makes ``json`` raise RecursionError, which is not
   the ValueError DRF turns into a 400.
 - A ``\\ud800``-``\\udfff`` escape without its pair decodes to a lone surrogate: not text. PostgreSQL
-  cannot store it and UTF-8 cannot encode it, so a view failed when it saved the value or when it
-  echoed it in an error message ("... is not a valid choice").
-Both were found by faults/tests/test_bad_input.py; both now answer 400 like any malformed JSON.
+  cannot store it and UTF-8 cannot encode it, so a view would fail when it saved the value or when
+  it echoed it in an error message ("... is not a valid choice").
+Both answer 400 like any malformed JSON (faults/tests/test_bad_input.py).
 """
 
 from __future__ import annotations

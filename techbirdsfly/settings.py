@@ -134,7 +134,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "auth_app.User"
 # Every login door (the API and Django's own forms) checks passwords through the throttled backend.
 AUTHENTICATION_BACKENDS = ["auth_app.backends.ThrottledEmailBackend"]
-# Argon2id first (auth_app/hashers.py: OWASP's minimum, ~25 ms of CPU per check). PBKDF2 stays so
+# Argon2id first (auth_app/hashers.py: OWASP's minimum; its cost is in bench/LOGINS.md). PBKDF2 stays so
 # that existing hashes verify; each is rehashed with Argon2id at its user's next login.
 PASSWORD_HASHERS = [
     "auth_app.hashers.Argon2idPasswordHasher",

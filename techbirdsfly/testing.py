@@ -95,7 +95,7 @@ class RedisServer:
         if not self.process or self.process.poll() is not None:
             return
         # Without retries: redis-py 8 would otherwise retry the dropped connection with backoff, which
-        # made every stop take about 4.6 s.
+        # makes every stop wait out the whole backoff.
         with contextlib.suppress(redis.exceptions.ConnectionError):
             self.client(retry=Retry(NoBackoff(), 0)).shutdown(save=save, nosave=not save)
         self.process.wait(timeout=10)

@@ -153,7 +153,6 @@ class KeysTests(AdminTestCase):
         pipe.execute()
 
     def test_pages_are_never_empty_among_many_other_keys(self):
-        # Issue 16: with count=5 about 20 empty pages came before the first key.
         self._many_other_keys()
         billing = set(self.seed("billing", 12))
         found, sizes = self.walk("billing", count=5)

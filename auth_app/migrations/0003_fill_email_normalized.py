@@ -1,7 +1,7 @@
 """Fill User.email_normalized; stop, naming the accounts, where two emails normalize alike.
 
-Two such accounts are one person's email spelt twice (or an attack that raced two registrations,
-issue 14). Which one to keep is a decision for a person: this migration merges and renames nothing.
+Two such accounts are one person's email spelt twice (or an attack that raced two
+registrations). Which one to keep is a decision for a person: this migration merges and renames nothing.
 """
 
 from collections import defaultdict

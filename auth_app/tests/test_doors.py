@@ -1,4 +1,4 @@
-"""One throttle for every door (issue 14, reproduction 2): the admin's form and the API share the limits."""
+"""One throttle for every door: the admin's form and the API share the limits."""
 
 from __future__ import annotations
 

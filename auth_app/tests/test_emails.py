@@ -1,4 +1,4 @@
-"""Look-alike emails (issue 14, reproduction 3): one account and one allowance of tries per normalized email."""
+"""Look-alike emails: one account and one allowance of tries per normalized email."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ class RacingRegistrationTests(LiveTestCase):
                 connection.close()
 
         threads = [threading.Thread(target=register, args=(email,)) for email in ("xs@e.com", f"x{LONG_S}@e.com")]
-        # Both answered 201 before issue 14 (lower() does not fold the long s), then logins answered 500.
+        # lower() does not fold the long s: compared that way, both would answer 201 and logins then 500.
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -1,4 +1,4 @@
-"""A password set any way revokes every earlier token (issue 14, reproduction 1), and how passwords are hashed."""
+"""A password set any way revokes every earlier token, and how passwords are hashed."""
 
 from __future__ import annotations
 

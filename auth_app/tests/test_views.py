@@ -156,7 +156,7 @@ class LogoutTests(AuthAPITestCase):
         self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
         refresh = self.api.bearer(None).post("/api/auth/refresh", {"refreshToken": pair["refreshToken"]})
         self.assertEqual(refresh.status_code, 401)
-        # Issue 16: it says the token was revoked, not that it was already used.
+        # It says the token was revoked, not that it was already used.
         self.assertEqual(refresh.json()["detail"], "This refresh token no longer works: logged out. Log in again.")
 
     def test_a_refresh_after_a_password_change_says_so(self):

@@ -1,4 +1,4 @@
-"""MoneySum: exact Decimal sums of money columns on PostgreSQL and on SQLite (issue 16)."""
+"""MoneySum: exact Decimal sums of money columns on PostgreSQL and on SQLite."""
 
 from __future__ import annotations
 

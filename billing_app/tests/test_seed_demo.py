@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from io import StringIO
-from unittest import mock
 
 from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 from django.http import Http404
 
 from auth_app.models import User
-from billing_app.management.commands import seed_demo
 from billing_app.models import Account, Invoice, UsageRecord
 from billing_app.selectors import account_summary
+from techbirdsfly import seeding
 from techbirdsfly.testing import CacheTestCase
 
 SMALL = ["--users=5", "--accounts=8", "--usage=3000", "--large-accounts=1", "--large-account-usage=1000"]
 NOW = "--now=2026-05-15T10:00:00+00:00"
-DEMO = f"@{seed_demo.DEMO_DOMAIN}"
+DEMO = f"@{seeding.DEMO_DOMAIN}"
 
 
 def seed(*args: str) -> str:
@@ -55,7 +54,7 @@ class SeedDemoTests(CacheTestCase):
     def test_a_small_run(self):
         out = seed("--seed=7")
         self.assertEqual(User.objects.filter(email__endswith=DEMO, is_staff=False).count(), 5)
-        self.assertTrue(User.objects.filter(email=seed_demo.STAFF_EMAIL, is_staff=True).exists())
+        self.assertTrue(User.objects.filter(email=seeding.STAFF_EMAIL, is_staff=True).exists())
         self.assertEqual(demo_accounts().count(), 8)
         self.assertEqual(UsageRecord.objects.count(), 3000)
         per_account = dict(demo_accounts().annotate(n=Count("usage_records")).values_list("pk", "n"))
@@ -64,7 +63,7 @@ class SeedDemoTests(CacheTestCase):
         # One password hash, computed once, for every demo user.
         self.assertEqual(User.objects.filter(email__endswith=DEMO).values("password").distinct().count(), 1)
         self.assertIn("3,000 usage records", out)
-        self.assertIn(f"log in as {seed_demo.demo_email(0)} / {seed_demo.DEMO_PASSWORD}", out)
+        self.assertIn(f"log in as {seeding.demo_email(0)} / {seeding.DEMO_PASSWORD}", out)
 
         invoices = Invoice.objects.filter(account__in=demo_accounts())
         self.assertTrue(invoices.filter(status=Invoice.Status.PAID).exists())
@@ -79,7 +78,7 @@ class SeedDemoTests(CacheTestCase):
     def test_the_demo_login_works_and_sees_exact_figures(self):
         seed("--seed=7")
         login = self.api.post(
-            "/api/auth/login", {"email": seed_demo.demo_email(0), "password": seed_demo.DEMO_PASSWORD}, format="json"
+            "/api/auth/login", {"email": seeding.demo_email(0), "password": seeding.DEMO_PASSWORD}, format="json"
         )
         self.assertEqual(login.status_code, 200)
         account = demo_accounts().first()
@@ -118,7 +117,7 @@ class SeedDemoTests(CacheTestCase):
         self.assertTrue(account_summary(account_id=gone.pk, viewer=owner).from_cache)
         with self.captureOnCommitCallbacks(execute=True):
             seed("--seed=7", "--reset")
-        staff = User.objects.get(email=seed_demo.STAFF_EMAIL)
+        staff = User.objects.get(email=seeding.STAFF_EMAIL)
         with self.assertRaises(Http404):
             account_summary(account_id=gone.pk, viewer=staff)
         self.assertTrue(Account.objects.filter(pk=kept.pk).exists())
@@ -140,19 +139,20 @@ class StageExtensionTests(CacheTestCase):
     def test_another_apps_stage_runs_with_its_option_and_resets_first(self):
         calls = []
 
-        def run(ctx: seed_demo.SeedContext) -> str:
+        def run(ctx: seeding.SeedContext) -> str:
             calls.append(("run", len(ctx.users), ctx.option("widgets"), ctx.rng("widgets").random()))
             return f"{ctx.option('widgets')} widgets"
 
-        def reset(ctx: seed_demo.SeedContext) -> None:
+        def reset(ctx: seeding.SeedContext) -> None:
             calls.append(("reset", Account.objects.filter(owner__in=ctx.demo_users()).count()))
 
-        stage = seed_demo.Stage(
-            "widgets", run, reset, options=(seed_demo.StageOption("--widgets", 3, "widgets to create"),)
+        stage = seeding.Stage(
+            "widgets", run, reset, options=(seeding.StageOption("--widgets", 3, "widgets to create"),)
         )
-        with mock.patch.object(seed_demo, "STAGES", [*seed_demo.STAGES, stage]):
-            out = seed("--seed=7")
-            seed("--seed=7", "--reset", "--widgets=4")
+        seeding.register(stage)
+        self.addCleanup(seeding.unregister, "widgets")
+        out = seed("--seed=7")
+        seed("--seed=7", "--reset", "--widgets=4")
         self.assertIn("3 widgets", out)
         self.assertEqual(calls[0][:3], ("run", 5, 3))
         # Reset runs in reverse order: this stage's reset sees the billing rows still there.

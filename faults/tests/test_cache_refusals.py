@@ -1,8 +1,8 @@
-"""Regressions found by the fault suite: a Redis that answers but refuses writes must not serve stale data.
+"""A Redis that answers but refuses writes must not serve stale data.
 
-The maxmemory scenario of test_redis_faults found cached summaries and preferences that stayed stale
-for their whole TTL after Redis had room again: invalidations refused with OOM were parked in the
-database, and nothing replayed them, because no connection had broken.
+Under maxmemory (test_redis_faults), invalidations refused with OOM are parked in the database. Unless
+something replays them once Redis has room again, cached summaries and preferences stay stale for
+their whole TTL: no connection broke, so no reconnect replays them.
 """
 
 from __future__ import annotations

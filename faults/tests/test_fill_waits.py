@@ -21,7 +21,7 @@ from techbirdsfly.cache.calls import cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
 from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
 
-BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
+BOUND = 0.5  # seconds a request may wait on the cache
 
 
 class UncachedValueWaitTests(TransactionTestCase):

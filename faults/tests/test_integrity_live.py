@@ -1,4 +1,4 @@
-"""Invalidations that survive what Redis forgets, against gunicorn, redis-server and PostgreSQL (issue 13).
+"""Invalidations that survive what Redis forgets, against gunicorn, redis-server and PostgreSQL.
 
 API.md, settled details: "A Redis that comes back holding older data (restarted from an earlier
 RDB/AOF, a failover to a replica that missed the last writes) never brings back a revoked token, a

@@ -1,4 +1,4 @@
-"""Issue 14's reproductions against gunicorn (2 workers) with a real Redis and PostgreSQL.
+"""Login abuse against gunicorn (2 workers) with a real Redis and PostgreSQL.
 
 A changed password must kill the old tokens in every worker at once, however it was set; a flood of
 logins must be refused cheaply while /api/health keeps answering.

@@ -8,7 +8,7 @@ breaks Redis while they run, then repairs it. It prints one line of figures and 
 - no request waits on the cache for more than CACHE_WAIT_BOUND: every answer's ``Server-Timing:
   cache;dur=`` (the time it waited on Redis, timed by the kernel, which the app controls) is within
   it. Total latency is printed, not bounded: on a machine busy with other work it measures the
-  machine (a CI run beside a benchmark saw 1.7 s answers whose Redis share was within the bound);
+  machine (slow answers whose Redis share is within the bound);
 - caching resumes by itself: the cached reads answer fromCache true again.
 
 The Redis here is a private redis-server of this class (DEBUG enabled for loopback, so that it can
@@ -42,7 +42,7 @@ from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
 from techbirdsfly.testing import GunicornServer, RedisServer, server_env
 
-CACHE_WAIT_BOUND = 0.5  # seconds (issue 8)
+CACHE_WAIT_BOUND = 0.5  # seconds a request may wait on the cache
 
 
 def cache_seconds(reply: Reply) -> float:

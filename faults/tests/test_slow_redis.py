@@ -17,7 +17,7 @@ from faults.proxy import TcpProxy
 from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.testing import CacheTestCase, caches_at, test_redis
 
-BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
+BOUND = 0.5  # seconds a request may wait on the cache
 DELAY = 0.12  # seconds each command takes to reach Redis: under the 0.2 s socket timeout
 
 

@@ -7,7 +7,9 @@
 - calls.py: the breaker and the request's Redis budget around every call;
 - replies.py: the shape of what Redis answered, checked (a malformed reply is Redis unavailable);
 - fills.py: the fill locks (leases) of single flight;
-- counters.py, ops.py: window counters; listing, counting and clearing one app's keys.
+- counters.py, ops.py: window counters; listing, counting and clearing one app's keys;
+- connection.py: pool factories and Sentinel; identity.py: the servers seen; metering.py: a read's
+  wait on Redis; rawio.py: raw send and receive of a read.
 """
 
 from .calls import CacheUnavailable, reset_breakers

@@ -1,12 +1,12 @@
 """Every Redis call of the cache layer goes through ``call``: a breaker per Redis, a time budget per request.
 
 Socket timeouts bound one call and the breaker skips Redis after a failure (breaker.py), but a Redis
-that is slow without failing was waited on call after call: a miss makes several, and each answered
-just under the timeout took a request past a second (faults/tests/test_slow_redis.py). Within an HTTP
-request Redis gets CACHE_REQUEST_BUDGET seconds in all; then the request goes on without it. The
+that is slow without failing would be waited on call after call: a miss makes several, and each
+answered just under the timeout would take a request past a second (faults/tests/test_slow_redis.py).
+Within an HTTP request Redis gets CACHE_REQUEST_BUDGET seconds in all; then the request goes on without it. The
 budget counts the time Redis took to answer (until its answer arrived, by the kernel's clock: see
-connection.Meter), not the time the thread then waited for a CPU: on a loaded machine that wait made
-requests skip a Redis that had answered at once. What is left of the budget is each read's timeout.
+metering.Meter), not the time the thread then waited for a CPU: on a loaded machine that wait would
+make requests skip a Redis that answered at once. What is left of the budget is each read's timeout.
 Invalidations are exempt (``force``): they are tried once whatever the budget, since skipping one
 could let another process serve a revoked entry from a Redis that is slow but answering.
 """
@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import stats
 from .breaker import CircuitBreaker
-from .connection import Meter, metering
+from .metering import Meter, metering
 from .policy import APPS, KINDS, Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -145,7 +145,7 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
         if left <= 0:
             stats.error(app).inc()
             raise CacheUnavailable("this request has spent its time on Redis")
-    # What is left of the budget caps each read of this call (connection.Meter), so a slow Redis
+    # What is left of the budget caps each read of this call (metering.Meter), so a slow Redis
     # cannot hold the request a socket timeout past its budget.
     meter = Meter(left, charged=spent is not None)
     outer = getattr(metering, "meter", None)

@@ -42,7 +42,8 @@ from redis.exceptions import RedisClusterException, ResponseError
 from redis.retry import Retry
 
 from . import replies
-from .connection import ConnectEpoch, Sent, read, receive, send, server_identity
+from .identity import ConnectEpoch, server_identity
+from .rawio import Sent, read, receive, send
 
 SLOTS = 16384
 

@@ -168,11 +168,18 @@ def invalidate(app: str, *scopes: str, covered: Iterable[str] = ()) -> None:
 def in_transaction() -> bool:
     """Inside a transaction that will commit later: an atomic block other than a TestCase's own.
 
-    Django's TestCase wraps each test in atomic blocks it flags ``_from_testcase``; a write made
-    directly in a test body behaves as in autocommit, as in production outside ``atomic``.
+    A durable block opens only where nothing encloses it, or only a TestCase's own blocks (Django
+    documents TestCase as exempt from the durability check); anywhere else it raises RuntimeError
+    before any SQL. So a write made directly in a test body behaves as in autocommit, as in
+    production outside ``atomic``.
     """
-    blocks = transaction.get_connection().atomic_blocks
-    return any(not getattr(block, "_from_testcase", False) for block in blocks)
+    if not transaction.get_connection().in_atomic_block:
+        return False
+    try:
+        with transaction.atomic(durable=True):
+            return False
+    except RuntimeError:
+        return True
 
 
 def _mark_being_written(app: str, scopes: Iterable[str]) -> None:

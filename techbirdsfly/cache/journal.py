@@ -43,7 +43,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from . import clock, journal_sql
-from .connection import ConnectEpoch
+from .identity import ConnectEpoch
 from .journal_sql import HISTORY_APP, label
 from .policy import KINDS
 
@@ -72,7 +72,7 @@ class _Index:
         self.history = ""  # the label of the history the numbers belong to (generations carry it)
         self.position: Any = None
         self.loaded = False
-        self.synced_connects = -1  # ConnectEpoch.connects when the last catch-up began
+        self.synced_connects = -1  # ConnectEpoch.servers_seen when the last catch-up began
 
     def note(self, rows: Iterable[tuple[int, str, str]]) -> None:
         """Call with ``lock`` held."""
@@ -147,12 +147,12 @@ def trusted(start: int) -> bool:
     """May a read begun at connect count ``start`` be checked against the index as it stands?
 
     No when the index was never loaded, or when this process has connected to a Redis server it had
-    not seen (connection.ConnectEpoch: a restart, a promoted replica) since its last catch-up: that
+    not seen (identity.ConnectEpoch: a restart, a promoted replica) since its last catch-up: that
     server may hold entries older than rows the follower has not read yet, and the index must hold
     every row committed before the read for the check to be exact. Then catch up now; False when
     that fails.
     """
-    end = ConnectEpoch.connects
+    end = ConnectEpoch.servers_seen
     if end == start and _index.loaded and _index.synced_connects >= end:
         return True
     return catch_up(after_connects=end)
@@ -174,7 +174,7 @@ def catch_up(*, after_connects: int | None = None, session: Any = None) -> bool:
         logger.warning("could not read the cache invalidation journal", exc_info=True)
         return False
     with _index.reading:
-        connects = ConnectEpoch.connects
+        connects = ConnectEpoch.servers_seen
         if after_connects is not None and _index.loaded and _index.synced_connects >= after_connects:
             return True
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def make_key(key: str, key_prefix: str, version: int | None) -> str:
     # Django's default adds ``:version``; the .NET services never did, and cached entries are
-    # versioned by generation keys instead (layer.py), so the version is deliberately unused.
+    # versioned by generation keys instead (generations.py), so the version is deliberately unused.
     return f"{key_prefix}_{key}"
 
 

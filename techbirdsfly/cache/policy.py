@@ -25,7 +25,7 @@ DEFAULT_PREFIX = "TechBirdsFly"
 # Never cache a serialized value larger than this; such a value is computed, served and logged.
 MAX_VALUE_BYTES = 1024 * 1024
 
-# Generation keys (see layer.py) outlive the longest entry they guard.
+# Generation keys (see generations.py) outlive the longest entry they guard.
 GENERATION_TTL = 2 * 60 * 60
 
 

@@ -29,9 +29,10 @@ from redis.exceptions import NoScriptError
 
 from . import cluster, hot, replies
 from .calls import CacheUnavailable, cache_for, call, kind_of
-from .connection import ConnectEpoch, Sent, read, send
-from .connection import receive as receive_answer
 from .generations import entry_keys
+from .identity import ConnectEpoch
+from .rawio import Sent, read, send
+from .rawio import receive as receive_answer
 
 USER = "{uid}"  # in an Entry's key or scope: the id of the user whose token record is read ahead
 
@@ -127,7 +128,7 @@ def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[
             templated += keys
         else:
             fixed += keys
-    return app, fixed, templated if user_from else [], ConnectEpoch.connects
+    return app, fixed, templated if user_from else [], ConnectEpoch.servers_seen
 
 
 def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> None:

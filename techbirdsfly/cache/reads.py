@@ -25,9 +25,9 @@ from django.conf import settings
 
 from . import clock, cluster, fills, hot, journal, readahead, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
-from .connection import ConnectEpoch
 from .follower import follower
 from .generations import WRITING, claim, entry_keys, in_scope, in_transaction, is_current
+from .identity import ConnectEpoch
 from .policy import Kind
 from .serializers import CorruptValue, ValueTooLarge
 
@@ -75,7 +75,7 @@ class Slot:
         if ahead is not None:
             raws, start = ahead
         else:
-            start = ConnectEpoch.connects
+            start = ConnectEpoch.servers_seen
             raws = call(self.app, self._mget, keys)
         self.distrusted = not journal.trusted(start)
         if self.distrusted:
@@ -143,7 +143,7 @@ class Slot:
             pause = min(pause * 2, 0.05)
             stats.fill_poll(self.app).inc()
             try:
-                start = ConnectEpoch.connects
+                start = ConnectEpoch.servers_seen
                 raws = call(self.app, self._mget, keys)
             except CacheUnavailable:
                 return None

@@ -31,7 +31,7 @@ SALT = "techbirdsfly.cache.v1"
 _TAG_HEX = 32
 # Stored forms whose signature ``loads`` verified, remembered once per process and set of accepted
 # keys (every thread's instance of every alias shares it): at most this many (then it starts again),
-# each at most this long, so at most about 2 MB. Keyed by every key accepted, not only the signing
+# each at most this long, Keyed by every key accepted, not only the signing
 # one: a form verified under a fallback must not be taken as verified once that fallback is dropped.
 _REMEMBERED = 1024
 _REMEMBERED_BYTES = 2048
@@ -78,7 +78,7 @@ class SafeJSONSerializer(BaseSerializer):
         self._verified = _VERIFIED.setdefault((self._key, *self._fallbacks), {})
 
     def _tag(self, payload: bytes, key: bytes | None = None) -> bytes:
-        # hmac.digest is the one-shot C path, faster than hmac.new(...) (bench/RESULTS.md).
+        # hmac.digest is the one-shot C path, cheaper than hmac.new(...) (bench/RESULTS.md compares them).
         return hmac.digest(key or self._key, payload, "sha256").hex()[:_TAG_HEX].encode()
 
     def _signed_before_rotation(self, tag: bytes, payload: bytes) -> bool:
@@ -103,7 +103,7 @@ class SafeJSONSerializer(BaseSerializer):
     def loads(self, value: bytes) -> Any:
         # A warm hit reads the same few small values again and again (a token's record, its
         # generation, a profile): each stored form whose signature was verified is remembered by its
-        # exact bytes, so reading it again costs a dict lookup instead of an HMAC (issue 15). Bytes
+        # exact bytes, so reading it again costs a dict lookup instead of an HMAC. Bytes
         # that differ in any way are verified as if new. Immutable values are remembered decoded;
         # others are parsed again, so no caller can change what the next one gets.
         small = len(value) <= _REMEMBERED_BYTES

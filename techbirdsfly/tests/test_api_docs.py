@@ -1,4 +1,4 @@
-"""docs/API.md and the OpenAPI schema list the same endpoints (issue 16).
+"""docs/API.md and the OpenAPI schema list the same endpoints.
 
 Every method and path the schema serves is documented, and every documented one is served. The
 only documented endpoints outside the schema are the landing page, the schema and its page themselves

@@ -76,7 +76,7 @@ class JunkKeysTests(CacheTestCase):
             expected = (attempt > 0, self.user.pk)
             self.assertEqual((response.json()["fromCache"], response.json()["data"]["id"]), expected)
             # One look at each of the two locks (the token's, the profile's): neither is a lease of the
-            # app's, so neither is waited for. Trusted, they were polled until CACHE_FILL_WAIT.
+            # app's, so neither is waited for. Trusted, they would be polled until CACHE_FILL_WAIT.
             self.assertLessEqual(fill_polls("auth") - polls, 2)
             self.assertLessEqual(cache_wait_ms(response), 1000 * settings.CACHE_REQUEST_BUDGET)
         # The junk locks are still there (the app does not clean what it cannot read); the generation

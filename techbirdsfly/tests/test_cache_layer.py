@@ -83,7 +83,7 @@ class Counter:
 
 
 class PolicyTests(CacheTestCase):
-    def test_ttl_table_matches_the_brief(self):
+    def test_each_kind_has_its_ttl(self):
         expected = {
             "auth.token": 3600,
             "auth.profile": 300,
@@ -510,13 +510,13 @@ end
 
 
 class HitPathTests(CacheTestCase):
-    """The parts of a warm hit made cheaper in issue 15 keep what they replaced correct."""
+    """The shortcuts of a warm hit (raw reads, remembered signatures, fast-read metering) stay correct."""
 
     def test_a_read_keeps_a_connection_the_server_answered_and_drops_one_that_failed(self):
         from redis.exceptions import NoScriptError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        from techbirdsfly.cache.connection import read
+        from techbirdsfly.cache.rawio import read
 
         client = test_redis().client()
         pool = client.connection_pool
@@ -574,7 +574,7 @@ class HitPathTests(CacheTestCase):
 
     def test_a_fast_read_is_charged_its_wall_time_and_a_slow_one_what_redis_took(self):
         from techbirdsfly.cache import calls
-        from techbirdsfly.cache.connection import FAST_READ
+        from techbirdsfly.cache.metering import FAST_READ
 
         client = calls.client_for("auth", write=False)
         calls._start_budget()  # as request_started does (the signal itself would close the test's database)

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase
 
 from auth_app.tests.factories import make_user
-from billing_app.management.commands.seed_demo import DEMO_PASSWORD, STAFF_EMAIL, demo_email
 from billing_app.tests.factories import make_account
+from techbirdsfly.seeding import DEMO_PASSWORD, STAFF_EMAIL, demo_email
 from techbirdsfly.servers import free_port
 
 

@@ -1,4 +1,4 @@
-"""API paths answer JSON errors in every mode, debug mode (``make run``) included (issue 16)."""
+"""API paths answer JSON errors in every mode, debug mode (``make run``) included."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The front proxy (issue 14): the real nginx with infra/nginx/'s config, in front of the real gunicorn.
+"""The front proxy: the real nginx with infra/nginx/'s config, in front of the real gunicorn.
 
 Attacks come over raw sockets from this process, as a client on the network would send them. Time
 bounds are the ones the config sets (nginx's header timeout) or the issue's target (/api/health

@@ -17,7 +17,8 @@ from django.test import SimpleTestCase, TransactionTestCase
 
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
-from techbirdsfly.cache.connection import ConnectEpoch, SentinelConnectionFactory
+from techbirdsfly.cache.connection import SentinelConnectionFactory
+from techbirdsfly.cache.identity import ConnectEpoch
 from techbirdsfly.settings import redis_cache
 from techbirdsfly.testing import GunicornServer, http_json
 
@@ -195,11 +196,11 @@ class DemotedMasterConnectionTests(SimpleTestCase):
         new.admin().execute_command("REPLICAOF", "NO", "ONE")
         old.admin().execute_command("REPLICAOF", "127.0.0.1", str(new.port))
         factory._sentinel.address = ("127.0.0.1", new.port)
-        connects = ConnectEpoch.connects
+        connects = ConnectEpoch.servers_seen
 
         self.assertTrue(client.set("AuthService_k", "after", ex=60))  # no error: retried on the new master
         self.assertEqual(new.app().get("AuthService_k"), b"after")
-        self.assertGreater(ConnectEpoch.connects, connects)  # counted: the layer replays pending invalidations
+        self.assertGreater(ConnectEpoch.servers_seen, connects)  # counted: the layer replays pending invalidations
         wait_for(lambda: old.app().get("AuthService_k") == b"after", 10, "the demoted master to replicate")
 
         # And back, now with a MULTI/EXEC pipeline (django-redis set_many, i.e. invalidations).

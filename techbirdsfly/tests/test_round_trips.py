@@ -1,4 +1,4 @@
-"""Every warm cached read, token validation included, costs one Redis round trip and no SQL (issue 15)."""
+"""Every warm cached read, token validation included, costs one Redis round trip and no SQL."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ class EnvironmentTests(SimpleTestCase):
         self.assertEqual(pool.connection_kwargs["retry"].get_retries(), 0)
 
     def test_aliases_with_different_options_do_not_share_a_pool(self):
-        # django-redis #685: pools were cached by URL alone.
+        # django-redis #685: django-redis caches pools by URL alone.
         url = "redis://127.0.0.1:1/0"
         fast = ConnectionFactory({"SOCKET_TIMEOUT": 0.1})
         slow = ConnectionFactory({"SOCKET_TIMEOUT": 3.0})
@@ -82,7 +82,7 @@ class EnvironmentTests(SimpleTestCase):
 
 
 class EnvFileTests(SimpleTestCase):
-    """The local .env that settings read (issue 16): it fills gaps, the environment wins."""
+    """The local .env that settings read: it fills gaps, the environment wins."""
 
     def env_file(self, text: str) -> Path:
         handle = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)  # noqa: SIM115 (kept for a subprocess)

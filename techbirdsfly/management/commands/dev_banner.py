@@ -12,8 +12,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing_app.management.commands.seed_demo import DEMO_PASSWORD, STAFF_EMAIL, demo_email
 from billing_app.models import Account
+from techbirdsfly.seeding import DEMO_PASSWORD, STAFF_EMAIL, demo_email
 
 
 def wait_listening(port: int, timeout: float) -> bool:
