@@ -160,9 +160,10 @@ CACHE_BREAKER_COOLDOWN = env_float("CACHE_BREAKER_COOLDOWN", 2.0)
 CACHE_FILL_WAIT = env_float("CACHE_FILL_WAIT", 5.0)
 # Seconds of Redis time one HTTP request may spend in all; past it the request goes on without Redis.
 CACHE_REQUEST_BUDGET = env_float("CACHE_REQUEST_BUDGET", 0.2)
-# How often each process reads new rows of the invalidation journal (techbirdsfly/cache/journal.py);
-# 0 turns the follower thread off (the test runner does: tests call journal.catch_up themselves).
-CACHE_JOURNAL_POLL = env_float("CACHE_JOURNAL_POLL", 0.25)
+# How often each process reads new rows of the invalidation journal (techbirdsfly/cache/follower.py):
+# the guarantee behind the rows each commit pushes at once; 0 turns the follower thread off (the test
+# runner does: tests call journal.catch_up themselves).
+CACHE_JOURNAL_POLL = env_float("CACHE_JOURNAL_POLL", 1.0)
 # On Redis Cluster, how long a process may serve its own copy of an entry it reads most
 # (techbirdsfly/cache/hot.py): the bound on how stale such an entry can be after another process's
 # write. 0 keeps no copies.

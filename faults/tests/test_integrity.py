@@ -183,8 +183,8 @@ class RedisWriterTests(IntegrityTestCase):
         )
         self.assertEqual(status, 201)
         self.call("GET", f"/api/billing/summary/{user.account_id}", user.token)
-        # Every worker has read the write's journal row within one poll (CACHE_JOURNAL_POLL, 0.25 s);
-        # the one that made the write knew it at once.
+        # Every worker has noted the write's journal row, pushed to it as the write committed (at the
+        # latest it reads it at its next poll); the one that made the write knew it at once.
         time.sleep(0.5)
         self.redis.restore(summary, 60_000, old_entry, replace=True)
         self.redis.restore(gen, 60_000, old_gen, replace=True)

@@ -166,13 +166,14 @@ def catch_up(*, after_connects: int | None = None, session: Any = None) -> bool:
     Writers noting their own rows meanwhile are never held up by the read, only by its short update.
     ``session``: the follower's own connection, for the reads that can use it (journal_sql.read).
     """
-    try:
-        # Before the lock: a thread that waits for the lock while holding none of the pool's
-        # connections cannot starve the thread that holds the lock of one.
-        connection.ensure_connection()
-    except DatabaseError:
-        logger.warning("could not read the cache invalidation journal", exc_info=True)
-        return False
+    if session is None:
+        try:
+            # Before the lock: a thread that waits for the lock while holding none of the pool's
+            # connections cannot starve the thread that holds the lock of one.
+            connection.ensure_connection()
+        except DatabaseError:
+            logger.warning("could not read the cache invalidation journal", exc_info=True)
+            return False
     with _index.reading:
         connects = ConnectEpoch.servers_seen
         if after_connects is not None and _index.loaded and _index.synced_connects >= after_connects:
