@@ -209,7 +209,7 @@ def token_refresh(*, refresh_token: str) -> TokenPair:
         if token is None:
             raise AuthenticationFailed("Invalid refresh token.")
         # Presenting a spent or revoked refresh token revokes its whole family either way; the
-        # message only tells which it was (logout's victims used to be told "already used").
+        # message only tells which it was, so that a user logged out elsewhere is not told "already used".
         refused = None
         if token.used_at:
             refused = "Refresh token already used; this login has been revoked."

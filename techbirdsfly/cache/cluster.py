@@ -158,7 +158,7 @@ class ClusterClient(DefaultClient):
         }
 
 
-# --- operations over every shard (used by layer.py; a plain Redis client passes straight through) ----
+# --- operations over every shard (the read path's; a plain Redis client passes straight through) -----
 
 
 _CLUSTER_TYPES: dict[type, bool] = {}
