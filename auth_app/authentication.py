@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from techbirdsfly.cache import read_ahead, readahead
+from techbirdsfly.cache import Entry, read_ahead, remember_user
 
 from . import cache
 from .selectors import TokenRecord, token_validate
@@ -49,6 +50,20 @@ def bearer_token(request: Request) -> str | None:
 class BearerTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
+    @staticmethod
+    def read_ahead_entry(request: HttpRequest) -> Entry | None:
+        """The token's record, for the read the request's cache scope sends as it arrives
+        (techbirdsfly.cache.middleware); None when there is no token to read, or it fails its check."""
+        try:
+            raw = bearer_token(request)  # reads only request.META, as on DRF's Request
+        except AuthenticationFailed:
+            return None  # the authentication answers 401
+        if raw is None:
+            return None
+        digest = checked_hash(raw)
+        request.bearer_checked = (raw, digest)  # the authentication takes it from here: one check a request
+        return cache.token_entry(digest) if digest is not None else None
+
     def authenticate(self, request: Request) -> tuple[TokenUser, AccessToken] | None:
         raw = bearer_token(request)
         if raw is None:
@@ -60,6 +75,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         record, from_cache = token_validate(raw_token=raw, digest=digest)
         if record is None:
             raise AuthenticationFailed("Invalid, expired or revoked token.")
+        remember_user(cache.token_entry(digest), record["userId"])
         return TokenUser.from_record(record), AccessToken(record, from_cache)
 
     def authenticate_header(self, request: Request) -> str:
@@ -67,7 +83,7 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 
 def _checked_hash(request: Request, raw: str) -> str | None:
-    """tokens.checked_hash of ``raw``, or what ReadAheadMiddleware found checking this request's header."""
+    """tokens.checked_hash of ``raw``, or what ``read_ahead_entry`` found checking this request's header."""
     checked = getattr(getattr(request, "_request", request), "bearer_checked", None)
     if checked is not None and checked[0] == raw:
         return checked[1]
@@ -75,8 +91,9 @@ def _checked_hash(request: Request, raw: str) -> str | None:
 
 
 def _read_ahead(request: Request, digest: str) -> None:
-    """One round trip for a cached GET: the token's record with the entries the view will read."""
-    if request.method not in ("GET", "HEAD") or readahead.receive():  # sent by ReadAheadMiddleware
+    """One round trip for a cached GET: the token's record with the entries the view will read,
+    sent as the request arrived (techbirdsfly.cache.middleware) or now."""
+    if request.method not in ("GET", "HEAD"):
         return
     context = request.parser_context or {}
     entries = getattr(context.get("view"), "cache_entries", None)

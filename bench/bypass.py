@@ -29,5 +29,5 @@ def install() -> None:
     reads.get_or_compute = get_or_compute
     techbirdsfly.cache.get_or_compute = get_or_compute
     readahead.read_ahead = read_ahead
-    readahead.send_ahead = send_ahead  # what ReadAheadMiddleware calls
+    readahead.send_ahead = send_ahead  # what RequestCacheMiddleware calls
     techbirdsfly.cache.read_ahead = read_ahead

@@ -1,8 +1,9 @@
 """Views only the benchmark's servers route (bench/urls.py): the floor and the plain django-redis hits.
 
 The floor is what any request costs in this stack. The plain views are what a cache hit costs with
-django-redis alone: each answers the same bytes as a warm hit of the real endpoint, in one
-``cache.get_many`` (one MGET) through the same aliases and the same signed serializer, reading the
+django-redis alone: each answers the same bytes as a warm hit of the real endpoint, in one MGET
+(``plain_get_many``: ``cache.get_many`` less its generation keys' decoding, which goes through the form
+the layer stores generations in) through the same aliases and the same signed serializer, reading the
 same Redis keys the layer reads for that hit -- the token's record and its generation, the entry and
 its scope's generation -- so Redis sends back the same bytes too. What they leave out is the layer's
 own work: DRF authentication and the ``User`` built from the record, the read-ahead, the checks of
@@ -16,6 +17,7 @@ import time
 from typing import Any
 
 from django.core.cache import caches
+from django_redis.util import CacheKey
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +26,7 @@ from rest_framework.views import APIView
 from auth_app import cache as auth_cache
 from auth_app.tokens import token_hash
 from billing_app import cache as billing_cache
+from techbirdsfly.cache import stamps
 
 
 class FloorView(APIView):
@@ -51,6 +54,21 @@ def _token_keys(request: Request) -> list[str] | None:
     return [auth.make_key(key), auth.make_key(f"{key}:gen")]
 
 
+def plain_get_many(alias: str, keys: list[str], generations: list[str]) -> dict[str, Any]:
+    """What ``cache.get_many(keys + generations)`` was: one MGET, each entry through the alias's signed
+    serializer and each generation key through the form the layer stores it in (stamps.py), not the
+    serializer's. Keys already made (CacheKey) are kept as they are, as django-redis does."""
+    cache = caches[alias]
+    names = [*keys, *generations]
+    full = [name if isinstance(name, CacheKey) else cache.make_key(name) for name in names]
+    values = cache.client.get_client(write=False).mget(full)
+    found: dict[str, Any] = {}
+    for name, value in zip(names, values, strict=True):
+        if value is not None:
+            found[name] = stamps.decode(value) if name in generations else cache.client.decode(value)
+    return found
+
+
 def _live_record(entry: Any) -> dict[str, Any] | None:
     """The token's record if it was found and has not expired: the plain equivalent of authenticating."""
     record = entry.get("v") if isinstance(entry, dict) else None
@@ -73,7 +91,9 @@ class PlainMeView(APIView):
             return Response(status=401)
         uid = int(request.query_params["uid"])
         profile_key = auth_cache.profile_key(uid)
-        found = caches[auth_cache.APP].get_many([*token_keys, profile_key, f"{auth_cache.user_scope(uid)}:gen"])
+        found = plain_get_many(
+            auth_cache.APP, [token_keys[0], profile_key], [token_keys[1], f"{auth_cache.user_scope(uid)}:gen"]
+        )
         record = _live_record(found.get(token_keys[0]))
         if record is None or record.get("userId") != uid:
             return Response(status=401)
@@ -98,8 +118,10 @@ class PlainSummaryView(APIView):
             return Response(status=401)
         summary_key = billing_cache.summary_key(account_id)
         # One MGET over both aliases (one Redis): the token's keys carry the auth alias's prefix.
-        found = caches[billing_cache.APP].get_many(
-            [*token_keys, summary_key, f"{billing_cache.account_scope(account_id)}:gen"]
+        found = plain_get_many(
+            billing_cache.APP,
+            [token_keys[0], summary_key],
+            [token_keys[1], f"{billing_cache.account_scope(account_id)}:gen"],
         )
         record = _live_record(found.get(token_keys[0]))
         if record is None:

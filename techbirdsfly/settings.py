@@ -52,8 +52,9 @@ MIDDLEWARE = [
     "admin_app.metrics.RequestLatencyMiddleware",
     # Before anything spends work (or a Redis read) on a body that is refused anyway.
     "techbirdsfly.middleware.BodySizeLimitMiddleware",
-    # Next, so that a cached GET's Redis read is on its way while everything below runs.
-    "auth_app.middleware.ReadAheadMiddleware",
+    # Next: the request's cache scope (its Redis budget and its one read) covers everything below, and
+    # a cached GET's read is on its way while everything below runs.
+    "techbirdsfly.cache.middleware.RequestCacheMiddleware",
     "techbirdsfly.middleware.CacheTimingMiddleware",
     # Outside every other middleware, so that it also sees the HTML error pages of debug mode.
     "techbirdsfly.middleware.ApiJsonErrorsMiddleware",

@@ -13,16 +13,15 @@ could let another process serve a revoked entry from a Redis that is slow but an
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.signals import request_finished, request_started, setting_changed
+from django.core.signals import setting_changed
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,6 +30,7 @@ from . import stats
 from .breaker import CircuitBreaker
 from .metering import Meter, metering
 from .policy import APPS, KINDS, Kind
+from .scope import current, is_unbudgeted
 from .serializers import CorruptValue, ValueTooLarge
 
 logger = logging.getLogger("techbirdsfly.cache")
@@ -138,9 +138,10 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     if not force and not breaker.allow():
         stats.error(app).inc()
         raise CacheUnavailable("circuit open")
-    spent = getattr(_request, "spent", None)  # None: outside a request, where nothing is charged
+    scope = current()
+    spent = scope.spent if scope is not None else None  # None: outside a request, nothing is charged
     left = None
-    if spent is not None and not force and not getattr(_request, "unbudgeted", False):
+    if spent is not None and not force and not is_unbudgeted():
         left = settings.CACHE_REQUEST_BUDGET - spent
         if left <= 0:
             stats.error(app).inc()
@@ -148,8 +149,7 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
     # What is left of the budget caps each read of this call (metering.Meter), so a slow Redis
     # cannot hold the request a socket timeout past its budget.
     meter = Meter(left, charged=spent is not None)
-    outer = getattr(metering, "meter", None)
-    metering.meter = meter
+    token = metering.set(meter)
     try:
         result = _attempt(app, breaker, meter, fn, *args, **kwargs)
     except BaseException:
@@ -159,7 +159,7 @@ def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **k
         _charge(min(time.monotonic() - meter.began, meter.waited() + (timeout or 0.0)))
         raise
     finally:
-        metering.meter = outer
+        metering.reset(token)
     if spent is not None:
         _charge(meter.waited())
     return result
@@ -210,40 +210,17 @@ def refused_write(exc: CacheUnavailable) -> bool:
 
 
 # --- the request's budget ---------------------------------------------------------------------
-_request = threading.local()
-
-
-def _start_budget(**kwargs: Any) -> None:
-    _request.spent = 0.0
-
-
-def _end_budget(**kwargs: Any) -> None:
-    _request.spent = None
-
-
-request_started.connect(_start_budget, dispatch_uid="techbirdsfly.cache.calls.start_budget")
-request_finished.connect(_end_budget, dispatch_uid="techbirdsfly.cache.calls.end_budget")
-
-
-@contextlib.contextmanager
-def unbudgeted() -> Iterator[None]:
-    """Calls the budget must not skip (still behind the breaker): the login throttle's counters, whose
-    Redis share a skipped call would leave uncounted (a CPU-bound burst of logins then tried 12
-    passwords instead of 10: faults/tests/test_login_throttle.py)."""
-    previous = getattr(_request, "unbudgeted", False)
-    _request.unbudgeted = True
-    try:
-        yield
-    finally:
-        _request.unbudgeted = previous
+# Kept on the request's scope (scope.py).
 
 
 def request_cache_seconds() -> float | None:
     """The time the current HTTP request has waited on Redis so far; None outside a request."""
-    return getattr(_request, "spent", None)
+    scope = current()
+    return scope.spent if scope is not None else None
 
 
 def _charge(seconds: float) -> None:
     # Outside a request (commands, workers, tests calling the layer directly) there is no budget.
-    if getattr(_request, "spent", None) is not None:
-        _request.spent += seconds
+    scope = current()
+    if scope is not None:
+        scope.spent += seconds

@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 
 from . import replies
-from .calls import CacheUnavailable, cache_for, call, kind_of, unbudgeted
+from .calls import CacheUnavailable, cache_for, call, kind_of
+from .scope import unbudgeted
 
 # A counter is valid when it holds at most 15 digits (exact in Lua's doubles) and expires within
 # the window; anything else is dropped and the window starts again.

@@ -12,11 +12,12 @@ process knows for the scope.
 Readers take the generation *before* they read the database, so a read racing a write stores its
 (possibly pre-write) result under the old generation, where nobody will accept it. A reader that found
 no generation, or one older than the journal, creates the next one only after it has computed a value
-worth caching, and only if the key still holds what it read (``_CLAIM``): a lookup of something that
+worth caching, and only if the key still holds what it read (``stamps.CLAIM``): a lookup of something that
 does not exist leaves no generation key behind (API.md: nothing of it outlives 60 s).
 
-Values are signed (serializers.py), so nobody without SECRET_KEY can write a generation; within a
-history numbers only grow (``_BUMP``), so an invalidation applied late never undoes a newer one.
+Generations are signed by this layer in a form of its own (stamps.py), so nobody without SECRET_KEY
+can write one; within a history numbers only grow (``stamps.BUMP``), so an invalidation applied late
+never undoes a newer one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from django.db import transaction
 
-from . import cluster, hot, journal, stats
+from . import cluster, hot, journal, stamps, stats
 from .calls import CacheUnavailable, cache_for, call, client_for, refused_write
 from .policy import GENERATION_TTL
 
@@ -41,28 +42,6 @@ logger = logging.getLogger("techbirdsfly.cache")
 # ``invalidate``); the mark outlives any sane transaction and expires after a rollback.
 WRITING = "w:"
 WRITING_TTL = 30
-
-# Set KEYS[1] to ARGV[1] (signed "<n>.<history>.<random>", n = ARGV[2], history = ARGV[4]) unless it
-# holds a number >= n of the same history already. Anything but a string there is junk, replaced.
-# A signed value is ``<hex tag>."<json string>"`` (serializers.py); a WRITING mark has no number.
-_BUMP = """
-if redis.call('type', KEYS[1]).ok == 'string' then
-  local n, history = string.match(redis.call('get', KEYS[1]), '^%x+%."(%d+)%.(%w*)%.')
-  if n and history == ARGV[4] and tonumber(n) >= tonumber(ARGV[2]) then return 0 end
-end
-redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"""
-
-# Set KEYS[1] to ARGV[2] only if it still holds ARGV[1] ('' for: it does not exist). Anything but a
-# string there is junk (MGET read it as nothing): it is replaced, so caching resumes by itself.
-_CLAIM = """
-local current = ''
-if redis.call('type', KEYS[1]).ok == 'string' then current = redis.call('get', KEYS[1]) end
-if current ~= ARGV[1] then return 0 end
-redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
 
 
 def generation_key(scope: str) -> str:
@@ -127,11 +106,10 @@ def claim(app: str, gen_key: str, read: bytes | None, number: int, history: str)
     Returns the new generation, or None when the key changed since it was read (a write came in
     between, so what the caller computed may be stale) or Redis is unavailable.
     """
-    cache = cache_for(app)
     generation = new_generation(number, history)
-    signed = cache.client._serializer.dumps(generation)
+    stored = stamps.encode(generation)
     try:
-        done = call(app, lambda: client_for(app).eval(_CLAIM, 1, gen_key, read or b"", signed, GENERATION_TTL))
+        done = call(app, lambda: client_for(app).eval(stamps.CLAIM, 1, gen_key, read or b"", stored, GENERATION_TTL))
     except CacheUnavailable:
         return None
     return generation if done else None
@@ -188,9 +166,11 @@ def _mark_being_written(app: str, scopes: Iterable[str]) -> None:
 
 def _marks(app: str, scopes: Iterable[str]) -> None:
     cache = cache_for(app)
-    cache.set_many(
-        {scope_generation_key(cache, scope): WRITING + secrets.token_hex(6) for scope in scopes}, timeout=WRITING_TTL
-    )
+    pipe = client_for(app).pipeline(transaction=False)
+    for scope in scopes:
+        mark = stamps.encode(WRITING + secrets.token_hex(6))
+        pipe.set(cache.make_key(scope_generation_key(cache, scope)), mark, ex=WRITING_TTL)
+    pipe.execute()
 
 
 def _apply(app: str, scopes: list[str], ids: list[int], history: str, covered: list[str]) -> None:
@@ -219,12 +199,11 @@ def bump(app: str, numbered: Iterable[tuple[str, int]], history: str) -> None:
 
 def _bump(app: str, numbered: list[tuple[str, int]], history: str) -> None:
     cache = cache_for(app)
-    dumps = cache.client._serializer.dumps
     pipe = client_for(app).pipeline(transaction=False)
     for scope, number in numbered:
         key = cache.make_key(scope_generation_key(cache, scope))
-        generation = dumps(new_generation(number, history))
-        pipe.execute_command("EVAL", _BUMP, 1, key, generation, number, GENERATION_TTL, history)
+        generation = stamps.encode(new_generation(number, history))
+        pipe.execute_command("EVAL", stamps.BUMP, 1, key, generation, number, GENERATION_TTL, history)
     pipe.execute()
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import socket
 import struct
-import threading
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from redis.connection import Connection, SSLConnection
@@ -51,7 +51,8 @@ class Meter:
         return self.total if self.measured else time.monotonic() - self.began
 
 
-metering = threading.local()
+# The meter of the call being made (calls.call), for the reads it makes: per context, like the scope.
+metering: ContextVar[Meter | None] = ContextVar("techbirdsfly_cache_meter", default=None)
 _TCP_INFO_TIMES = struct.Struct("III")  # tcpi_last_data_sent, _last_ack_sent, _last_data_recv: offset 44
 
 
@@ -75,7 +76,7 @@ FAST_READ = 0.001
 
 def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
     """``read(connection, ...)`` capped by, and charged to, the calling thread's ``Meter`` if any."""
-    meter: Meter | None = getattr(metering, "meter", None)
+    meter = metering.get()
     if meter is None:
         return read(connection, *args, **kwargs)
     meter.timeout = kwargs.get("timeout", connection.socket_timeout)

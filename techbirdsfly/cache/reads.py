@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 
-from . import clock, cluster, fills, hot, journal, readahead, stats
+from . import clock, cluster, fills, hot, journal, readahead, stamps, stats
 from .calls import CacheUnavailable, cache_for, call, kind_of
 from .follower import follower
 from .generations import WRITING, claim, entry_keys, in_scope, in_transaction, is_current
@@ -91,7 +91,7 @@ class Slot:
         """Check what Redis answered for [entry, generation]: the entry if it may be served."""
         if self.gen_key:
             self.raw_generation = raws[1]
-            self.generation = self._decode(raws[1])
+            self.generation = stamps.decode(raws[1])
             self.floor = journal.floor(self.app, self.scope)  # type: ignore[arg-type]
             self.history = journal.history()
             if self.being_written:

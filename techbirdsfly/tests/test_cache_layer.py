@@ -26,11 +26,13 @@ from techbirdsfly.cache import (
     journal,
     reset_breakers,
     scan_keys,
+    stamps,
 )
 from techbirdsfly.cache.calls import breaker_for, cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
-from techbirdsfly.cache.generations import WRITING_TTL
+from techbirdsfly.cache.generations import WRITING_TTL, bump
 from techbirdsfly.cache.policy import MAX_VALUE_BYTES
+from techbirdsfly.cache.scope import request_scope
 from techbirdsfly.cache.serializers import SafeJSONSerializer
 from techbirdsfly.models import CacheJournal
 from techbirdsfly.testing import CacheTestCase, RedisServer, test_redis
@@ -384,7 +386,7 @@ class JournalTests(CacheTestCase):
         row = CacheJournal.objects.get(scope="billing:account:72")
         self.assertEqual(journal.floor("billing", "billing:account:72"), row.pk)
         # The generation in Redis carries the row's id as its number.
-        gen = SafeJSONSerializer({}).loads(self.redis.get("BillingService_billing:account:72:gen"))
+        gen = stamps.decode(self.redis.get("BillingService_billing:account:72:gen"))
         self.assertEqual(int(gen.split(".")[0]), row.pk)
 
     def test_an_invalidation_made_while_redis_is_down_wins_over_an_old_dump(self):
@@ -432,6 +434,32 @@ class JournalTests(CacheTestCase):
         self.assertEqual(result, ({"v": "new"}, False))
         # The reader moved Redis's generation on, so the new entry is a hit.
         self.assertEqual(get_or_compute("billing.summary", "billing:summary:12", dict, scope=scope).from_cache, True)
+
+    def test_generations_only_grow_under_another_serializer(self):
+        # The scripts read generations in the layer's own form (stamps.py), whatever the serializer
+        # lays out; under msgpack a late, lower bump used to overwrite a newer generation.
+        import msgpack
+
+        class SignedMsgpack(SafeJSONSerializer):
+            def encode(self, value):
+                return msgpack.packb(value)
+
+            def decode(self, payload):
+                return msgpack.unpackb(payload)
+
+        cache = cache_for("billing")
+        original = cache.client._serializer
+        cache.client._serializer = SignedMsgpack({})
+        self.addCleanup(setattr, cache.client, "_serializer", original)
+        scope, key = "billing:account:88", "BillingService_billing:account:88:gen"
+        bump("billing", [(scope, 10)], journal.history())
+        bump("billing", [(scope, 5)], journal.history())  # an invalidation applied late
+        self.assertEqual(stamps.decode(self.redis.get(key)).split(".")[0], "10")
+        compute = lambda: {"v": 1}  # noqa: E731
+        self.assertEqual(
+            get_or_compute("billing.summary", "billing:summary:88", compute, scope=scope).from_cache, False
+        )
+        self.assertEqual(get_or_compute("billing.summary", "billing:summary:88", compute, scope=scope).from_cache, True)
 
     def test_junk_of_another_type_at_a_generation_key_is_replaced(self):
         # A Redis writer's list at the scope's generation key: the next fill replaces it, and so
@@ -577,8 +605,7 @@ class HitPathTests(CacheTestCase):
         from techbirdsfly.cache.metering import FAST_READ
 
         client = calls.client_for("auth", write=False)
-        calls._start_budget()  # as request_started does (the signal itself would close the test's database)
-        try:
+        with request_scope():  # as RequestCacheMiddleware does for a request
             began = time.monotonic()
             calls.call("auth", client.mget, ["hit-path:a"])
             took = time.monotonic() - began
@@ -588,5 +615,3 @@ class HitPathTests(CacheTestCase):
             # ...and a read that waited on Redis (a 50 ms script) is charged that wait, from TCP_INFO.
             calls.call("auth", client.eval, _BUSY_50_MS, 0)
             self.assertGreater(calls.request_cache_seconds() - spent, 0.04)
-        finally:
-            calls._end_budget()

@@ -161,7 +161,7 @@ class ClusterCacheTests(TestCase):
             value = self.node_of(name).admin().get(name)
             number = journal.floor("billing", scope)
             self.assertGreater(number, 0)
-            self.assertIn(f'"{number}.'.encode(), value)  # the journal's number, written by the bump
+            self.assertTrue(value.startswith(f"{number}.".encode()), value)  # the journal's number, by the bump
         self.assertEqual(invalidation_errors("billing"), self.invalidation_errors_before)
         self.assert_no_cache_errors()
 
@@ -197,7 +197,9 @@ class ClusterCacheTests(TestCase):
         finally:
             holder.resume()
         with self.assertLogs("techbirdsfly.cache", "WARNING") as logs:
-            wait_for(lambda: f'"{number}.'.encode() in (holder.admin().get(gen_key) or b""), 10, "the retried bump")
+            wait_for(
+                lambda: (holder.admin().get(gen_key) or b"").startswith(f"{number}.".encode()), 10, "the retried bump"
+            )
             wait_for(lambda: not generations.retries.pending(), 5, "no bump pending")
         self.assertTrue(any("reach Redis again" in line for line in logs.output), logs.output)
         reset_breakers()

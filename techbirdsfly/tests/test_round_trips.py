@@ -10,7 +10,7 @@ from bench.probes import count_round_trips
 from billing_app.models import Account
 from image_app.models import Image
 from techbirdsfly.cache import reset_breakers
-from techbirdsfly.testing import CacheTestCase, test_redis
+from techbirdsfly.testing import CacheTestCase, CommitAPIClient, test_redis
 
 
 class OneRoundTripTests(CacheTestCase):
@@ -64,7 +64,7 @@ class OneRoundTripTests(CacheTestCase):
 
 
 class SentEarlyTests(CacheTestCase):
-    """ReadAheadMiddleware sends a cached GET's read as the request arrives; the authentication reads it."""
+    """RequestCacheMiddleware sends a cached GET's read as the request arrives; the authentication reads it."""
 
     def setUp(self) -> None:
         super().setUp()
@@ -96,22 +96,22 @@ class SentEarlyTests(CacheTestCase):
     def test_the_answer_arrives_while_the_request_is_prepared(self):
         # When the authentication asks, the command has been sent and Redis has answered: the
         # answer is waiting on the socket, read without a round trip of its own.
-        from techbirdsfly.cache import readahead
+        from techbirdsfly.cache.readahead import RequestRead
 
         seen: list[bool] = []
-        original = readahead.receive
+        original = RequestRead.receive
 
-        def receive() -> bool:
-            sent = readahead._request.sent
-            seen.append(sent.sent.connection.can_read(timeout=1))
-            return original()
+        def receive(read: RequestRead) -> None:
+            if read.sent is not None:
+                seen.append(read.sent.connection.can_read(timeout=1))
+            original(read)
 
-        readahead.receive = receive
+        RequestRead.receive = receive
         try:
             with count_round_trips() as trips:
                 answer = self.client_.get(self.summary)
         finally:
-            readahead.receive = original
+            RequestRead.receive = original
         self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, True))
         self.assertEqual((seen, trips[0]), ([True], 1))
         self.assert_pools_idle_and_clean()
@@ -131,34 +131,36 @@ class SentEarlyTests(CacheTestCase):
         # Between the send and the authentication, the breaker may open (another thread saw Redis
         # fail) or the request's budget run out: the answer is then never read, and its connection
         # must not stay out of the pool, nor go back to it with that answer unread.
-        from techbirdsfly.cache import calls, readahead
+        from techbirdsfly.cache import calls, scope
+        from techbirdsfly.cache.readahead import RequestRead
 
         def open_breaker() -> None:
             calls.breaker_for("auth").failure(RuntimeError("a failure seen by another thread"))
 
         def spend_budget() -> None:
-            calls._request.spent = 10.0
+            scope.current().spent = 10.0
 
-        original = readahead.receive
+        original = RequestRead.receive
         for cut in (open_breaker, spend_budget):
             with self.subTest(cut.__name__):
 
-                def receive(cut=cut) -> bool:
-                    cut()
-                    return original()
+                def receive(read: RequestRead, cut=cut) -> None:
+                    if read.sent is not None:
+                        cut()
+                    original(read)
 
-                readahead.receive = receive
+                RequestRead.receive = receive
                 try:
                     answer = self.client_.get(self.summary)
                 finally:
-                    readahead.receive = original
+                    RequestRead.receive = original
                 self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, False))
                 self.assert_pools_idle_and_clean()
                 reset_breakers()
                 me = self.client_.get("/api/auth/me")
                 self.assertEqual((me.json()["fromCache"], me.json()["data"]["email"]), (True, "early@example.com"))
 
-    def test_a_script_redis_forgot_is_loaded_again(self):
+    def test_redis_forgetting_its_scripts_costs_a_hit_nothing(self):
         self.redis.script_flush()
         me = self.client_.get("/api/auth/me")
         self.assertEqual((me.status_code, me.json()["fromCache"]), (200, True))
@@ -175,21 +177,26 @@ class SentEarlyTests(CacheTestCase):
             self.assertEqual((answer.status_code, answer.json()["fromCache"]), (200, False), path)
 
     def test_only_views_with_cache_entries_are_read_early(self):
-        from auth_app.middleware import view_entries
         from billing_app.views import SummaryView
+        from techbirdsfly.cache.middleware import view_entries
 
         found = view_entries("techbirdsfly.urls", self.summary)
-        self.assertEqual(found, (SummaryView.cache_entries, {"account_id": self.account.pk}))
+        self.assertEqual(found, (SummaryView, {"account_id": self.account.pk}))
         self.assertIsNone(view_entries("techbirdsfly.urls", "/api/billing/summary/abc"))  # no such URL
         self.assertIsNone(view_entries("techbirdsfly.urls", "/api/auth/login"))  # nothing cached
 
-    def test_without_the_middleware_the_authentication_reads_ahead(self):
+    def test_without_the_middleware_the_checks_say_so_and_requests_still_answer(self):
         from django.conf import settings
+        from django.core import checks
 
-        middleware = [name for name in settings.MIDDLEWARE if not name.endswith(".ReadAheadMiddleware")]
+        middleware = [name for name in settings.MIDDLEWARE if not name.endswith(".RequestCacheMiddleware")]
         self.assertEqual(len(middleware), len(settings.MIDDLEWARE) - 1)
+        self.assertEqual(checks.run_checks(tags=None, include_deployment_checks=False), [])
         with self.settings(MIDDLEWARE=middleware):
+            self.assertEqual([e.id for e in checks.run_checks()], ["techbirdsfly.E001"])
+            client = CommitAPIClient(self).bearer(self.token)  # a client loads the middleware once
             for path in (self.summary, "/api/auth/me"):
                 with count_round_trips() as trips:
-                    answer = self.client_.get(path)
-                self.assertEqual((answer.json()["fromCache"], trips[0]), (True, 1), path)
+                    answer = client.get(path)
+                # No scope, so no read-ahead: the token's record and the view's entry are each read.
+                self.assertEqual((answer.json()["fromCache"], trips[0]), (True, 2), path)
