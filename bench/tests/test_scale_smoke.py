@@ -1,0 +1,53 @@
+"""The scale benchmark still runs end to end (``python -m bench.scale --smoke``), so it cannot rot.
+
+Its figures mean nothing at these sizes; what is checked is that every part runs and prints what
+bench/SCALE.md reports: the first read of the journal (one index entry per scope), pushed rows seen
+by listening followers, and the poll.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from django.conf import settings
+from django.test import SimpleTestCase
+
+from bench.tests.test_bench_smoke import smoke_database_url
+
+
+class ScaleSmokeTest(SimpleTestCase):
+    def test_every_part_runs_and_reports(self):
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        url = smoke_database_url().replace("_benchsmoke", "_scalesmoke")
+        env["BENCH_DATABASE_URL"] = url
+        self.addCleanup(drop_database, url)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.scale", "--smoke"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr[-4000:])
+        lines = done.stdout.splitlines()
+        self.assertIn("  first read, 1,000 rows over 1,000 scopes:", "\n".join(lines))
+        self.assertTrue(any("1,000 index entries" in line for line in lines), lines)
+        push = [line for line in lines if line.startswith("  push, 2 followers")]
+        self.assertEqual(len(push), 1, lines)
+        deliveries = int(re.search(r"\(([\d,]+) deliveries\)", push[0]).group(1).replace(",", ""))
+        self.assertTrue(deliveries > 0 and deliveries % 2 == 0, push[0])  # each write seen by both followers
+        self.assertTrue(any(line.startswith("  poll, 2 followers") for line in lines), lines)
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
