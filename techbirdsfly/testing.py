@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,54 @@ from redis.retry import Retry
 from rest_framework.test import APIClient
 
 from techbirdsfly.cache import journal
-from techbirdsfly.cache.calls import reset_breakers
+from techbirdsfly.cache.calls import reset_breakers, set_breaker_clock
+from techbirdsfly.probes import count_round_trips, flood
 from techbirdsfly.servers import GunicornServer, free_port
 
-__all__ = ["GunicornServer", "free_port"]  # re-exported: the tests import them from here
+__all__ = ["GunicornServer", "count_round_trips", "flood", "free_port"]  # re-exported: the tests import them from here
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told to: ``advance(seconds)``."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@contextlib.contextmanager
+def breaker_clock() -> Iterator[ManualClock]:
+    """Every cache breaker of this process reads a :class:`ManualClock` inside the block.
+
+    A test moves the clock past the cooldown (``clock.advance(...)``) instead of sleeping through it,
+    and an open breaker stays open, however slow the machine, until the test advances the clock.
+    """
+    clock = ManualClock()
+    previous = set_breaker_clock(clock)
+    try:
+        yield clock
+    finally:
+        set_breaker_clock(previous)
+
+
+def cache_wait(response: Any) -> float:
+    """Seconds the layer measured the request waiting on Redis: its ``Server-Timing: cache;dur=<ms>``.
+
+    What the request budget counts (techbirdsfly/cache/calls.py): Redis's answers, not the time a
+    thread waited for a CPU, so a test may bound it on a busy machine where it may not bound wall time.
+    """
+    for metric in response["Server-Timing"].split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "cache" and params.startswith("dur="):
+            return float(params[4:]) / 1000
+    raise AssertionError(f"no cache duration in Server-Timing: {response['Server-Timing']!r}")
 
 
 class RedisServer:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from bench.login_flood import flood
-from techbirdsfly.testing import GunicornTestCase, http_json
+from techbirdsfly.testing import GunicornTestCase, flood, http_json
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase 42"
