@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.test import TestCase, TransactionTestCase
+from django.test import TestCase, TransactionTestCase, tag
 from django.test.runner import DiscoverRunner
 from django.test.utils import override_settings
 from redis.backoff import NoBackoff
@@ -327,6 +327,7 @@ class LiveTestCase(TransactionTestCase):
         super().tearDown()
 
 
+@tag("live")  # make check leaves out every test that starts a server process
 class GunicornTestCase(LiveTestCase):
     """A LiveTestCase with the app under gunicorn (two workers) for the whole class, as ``cls.server``."""
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import override_settings
+from django.test import override_settings, tag
 from PIL import Image as PILImage
 
 from auth_app.models import User
@@ -101,6 +101,7 @@ def _browser_missing() -> str | None:
     return f"{' and '.join(missing)} not installed (Debian: apt-get install chromium chromium-driver)"
 
 
+@tag("browser")
 @override_settings(SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False)  # the live server speaks plain HTTP
 class DashboardBrowserTests(StaticLiveServerTestCase):
     """The page in a real headless Chromium: login, charts drawn, and refreshing by itself."""

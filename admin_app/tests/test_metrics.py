@@ -7,7 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin_app.metrics import route_of
@@ -90,6 +90,7 @@ class MetricsTests(AdminTestCase):
         self.assertEqual(route_of(request), "<static>")
 
 
+@tag("live")
 class GunicornMetricsTests(TransactionTestCase):
     """Two gunicorn workers: the API's stats and /metrics count what both served, exactly."""
 

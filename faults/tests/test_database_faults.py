@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from django.db import connection
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from faults.ledger import lost_writes
 from faults.load import MIX, Load, Reply, describe, poll_until, request, run_load, statuses
@@ -50,6 +50,7 @@ def terminate_backends(*, spare: int) -> int:
         connection.close()
 
 
+@tag("live")
 class DatabaseFaultTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 

@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from faults.load import request
 from faults.tests.support import make_actors
@@ -24,6 +24,7 @@ from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test
 BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
 
 
+@tag("live")
 class UncachedValueWaitTests(TransactionTestCase):
     serialized_rollback = True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from faults.load import request
 from techbirdsfly.cache.calls import reset_breakers
@@ -20,6 +20,7 @@ LIMIT = 10  # API.md: 429 after 10 failed tries for one email within 60 s
 BURST = 40
 
 
+@tag("live")
 class LoginBurstTests(TransactionTestCase):
     serialized_rollback = True  # every TransactionTestCase keeps it on (techbirdsfly.testing.LiveTestCase)
 

@@ -17,7 +17,7 @@ import unittest
 from pathlib import Path
 
 import redis
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from faults.load import Reply, request
 from faults.tests.support import make_actors
@@ -29,6 +29,7 @@ WRONG_PASSWORD = "wrong-pass-that-must-not-be-logged-3f9"
 BOUND = 1.0  # seconds: a request against a refusing Redis answers from the database within this
 
 
+@tag("live")
 class _ServerTestCase(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 

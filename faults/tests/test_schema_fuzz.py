@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 import schemathesis
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -40,6 +40,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
 
 
+@tag("live")
 class SchemaFuzzTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 

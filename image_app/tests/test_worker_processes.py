@@ -26,7 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 from PIL import Image as PILImage
 
 from auth_app.tests.factories import make_token, make_user
@@ -88,6 +88,7 @@ class Worker:
         self.log.unlink(missing_ok=True)
 
 
+@tag("live")
 @unittest.skipUnless(connection.vendor == "postgresql", "several workers need PostgreSQL's row locks")
 class WorkerProcessTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow

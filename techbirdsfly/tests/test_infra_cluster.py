@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import redis
-from django.test import TestCase, override_settings
+from django.test import TestCase, override_settings, tag
 from redis.crc import key_slot
 
 from auth_app.models import User
@@ -69,6 +69,7 @@ def start_cluster(count: int = 3) -> list[RedisNode]:
     return nodes
 
 
+@tag("infra")
 @override_settings(CACHE_BREAKER_COOLDOWN=0.3)
 class ClusterCacheTests(TestCase):
     nodes: list[RedisNode]

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase, tag
 
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
@@ -77,6 +77,7 @@ class RequestStream:
         return [r for r in list(self.replies) if r.sent >= moment]
 
 
+@tag("live", "infra")
 class SentinelFailoverTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 
