@@ -12,26 +12,22 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.test import TransactionTestCase, tag
+from django.test import tag
 
 from faults.load import request
 from faults.tests.support import make_actors
-from techbirdsfly.cache import fills, get_or_compute, reset_breakers
+from techbirdsfly.cache import fills, get_or_compute
 from techbirdsfly.cache.calls import cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
-from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
+from techbirdsfly.testing import CacheTestCase, GunicornServer, LiveTestCase, server_env
 
 BOUND = 0.5  # seconds a request may wait on the cache (issue 8)
 
 
 @tag("live")
-class UncachedValueWaitTests(TransactionTestCase):
-    serialized_rollback = True
-
+class UncachedValueWaitTests(LiveTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
         self.actor = make_actors(1, tag="waits")[0]
