@@ -70,6 +70,29 @@ def breaker_clock() -> Iterator[ManualClock]:
         set_breaker_clock(previous)
 
 
+def fill_polls(app: str) -> float:
+    """How many times this process has polled for an entry another caller was filling (``app``'s)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("techbirdsfly_cache_fill_polls_total", {"app": app}) or 0.0
+
+
+def polls_within(seconds: float) -> int:
+    """The most polls one waiter for a peer's fill can make in ``seconds`` (techbirdsfly/cache/reads.py).
+
+    Each poll follows a sleep of at least its pause, so a busy machine only makes fewer: a bound on
+    polls holds where a bound on wall time would not.
+    """
+    from techbirdsfly.cache.reads import FILL_POLL_FIRST, FILL_POLL_LONGEST
+
+    polls, slept, pause = 0, 0.0, FILL_POLL_FIRST
+    while slept < seconds:
+        polls += 1
+        slept += pause
+        pause = min(pause * 2, FILL_POLL_LONGEST)
+    return polls
+
+
 def cache_wait(response: Any) -> float:
     """Seconds the layer measured the request waiting on Redis: its ``Server-Timing: cache;dur=<ms>``.
 
