@@ -585,7 +585,9 @@ class HitPathTests(CacheTestCase):
             took = time.monotonic() - began
             spent = calls.request_cache_seconds()
             self.assertLessEqual(spent, took)  # never more than the call's wall time...
-            self.assertLess(spent, FAST_READ)
+            # ...and at most FAST_READ: under it, what the read took; over it (a busy machine), what the
+            # kernel saw Redis take, in TCP_INFO's whole milliseconds, which an instant answer keeps at 0 or 1.
+            self.assertLessEqual(spent, FAST_READ)
             # ...and a read that waited on Redis (a 50 ms script) is charged that wait, from TCP_INFO.
             calls.call("auth", client.eval, _BUSY_50_MS, 0)
             self.assertGreater(calls.request_cache_seconds() - spent, 0.04)
