@@ -335,6 +335,7 @@ class RecordingUpstream:
         self.listener.close()
 
 
+@tag("infra")
 class NginxWithoutGunicornTests(SimpleTestCase):
     def start_nginx(self, upstream_port: int) -> NginxServer:
         nginx = NginxServer(

@@ -176,6 +176,7 @@ class DiscoveryStandIn:
         return []
 
 
+@tag("infra")
 class DemotedMasterConnectionTests(SimpleTestCase):
     """A pooled connection to a master that was demoted meanwhile (django-redis #616)."""
 
