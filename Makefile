@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 DEMO_ENV := DJANGO_DEBUG=1 DJANGO_SUPERUSER_EMAIL=admin@techbirdsfly.local DJANGO_SUPERUSER_PASSWORD=admin-demo-password
 
-.PHONY: install run test bench lint format clean
+.PHONY: install run test check bench lint format clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.12+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 12) else None'
@@ -58,6 +58,16 @@ test: install
 	@$(BIN)/python -m techbirdsfly.prerequisites $(if $(TESTS),,--full)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(TESTS)
+
+# The fast lane (or TESTS=...): every test that needs no server process of its own beyond the private
+# Redis and the database. Left to make test: the tests tagged live (they start gunicorn or another app
+# server process), infra (nginx, Sentinel, a Cluster, PgBouncer, compose) and browser (Chromium).
+FAST_LANE := --exclude-tag live --exclude-tag infra --exclude-tag browser
+check: export DATABASE_URL ?= $(TEST_DATABASE_URL)
+check: install
+	@$(BIN)/python -m techbirdsfly.prerequisites
+	DJANGO_DEBUG=1 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DJANGO_DEBUG=1 $(BIN)/python manage.py test --noinput $(FAST_LANE) $(TESTS)
 
 # The benchmark (bench/run.py): seeds or reuses PostgreSQL database tbf_bench (BENCH_DATABASE_URL),
 # starts its own Redis and gunicorn servers, needs wrk (apt-get install -y wrk); writes bench/RESULTS.md.

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from techbirdsfly.probes import count_round_trips
+
 from .load import Endpoint
 
 
@@ -18,27 +20,6 @@ class HitCost:
     round_trips_per_request: float
     hits: int
     statuses: list[int]
-
-
-@contextlib.contextmanager
-def count_round_trips() -> Iterator[list[int]]:
-    """Count every write of a command (or a pipeline) to a Redis socket: one per round trip."""
-    from redis.connection import AbstractConnection
-
-    counter = [0]
-    lock = threading.Lock()
-    original = AbstractConnection.send_packed_command
-
-    def counting(self: Any, command: Any, check_health: bool = True) -> Any:
-        with lock:
-            counter[0] += 1
-        return original(self, command, check_health)
-
-    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
-    try:
-        yield counter
-    finally:
-        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
 
 
 def hit_cost(endpoint: Endpoint, *, requests: int = 20) -> HitCost:

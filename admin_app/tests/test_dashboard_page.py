@@ -10,15 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import override_settings
+from django.test import override_settings, tag
 from PIL import Image as PILImage
 
 from auth_app.models import User
 from billing_app.models import Account, UsageRecord
 from image_app.models import Image
 from techbirdsfly.cache import cache_counts, get_or_compute
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import test_redis
+from techbirdsfly.testing import LiveTestCase
 
 from .factories import PASSWORD, make_user
 from .test_cache_api import AdminTestCase
@@ -101,11 +100,10 @@ def _browser_missing() -> str | None:
     return f"{' and '.join(missing)} not installed (Debian: apt-get install chromium chromium-driver)"
 
 
+@tag("browser")
 @override_settings(SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False)  # the live server speaks plain HTTP
-class DashboardBrowserTests(StaticLiveServerTestCase):
+class DashboardBrowserTests(LiveTestCase, StaticLiveServerTestCase):
     """The page in a real headless Chromium: login, charts drawn, and refreshing by itself."""
-
-    serialized_rollback = True  # keep the price list that a migration seeds
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -152,9 +150,7 @@ class DashboardBrowserTests(StaticLiveServerTestCase):
         super().tearDownClass()
 
     def setUp(self) -> None:
-        super().setUp()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.staff = User.objects.create_user("dashboard-staff@example.com", PASSWORD, is_staff=True)
         owner = make_user()
         account = Account.objects.create(owner=owner, name="Acme")

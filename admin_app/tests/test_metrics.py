@@ -7,12 +7,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from django.test import TransactionTestCase
+from django.test import tag
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin_app.metrics import route_of
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import GunicornServer, http_json, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, server_env
 
 from .factories import make_token, make_user
 from .test_cache_api import AdminTestCase
@@ -90,14 +89,12 @@ class MetricsTests(AdminTestCase):
         self.assertEqual(route_of(request), "<static>")
 
 
-class GunicornMetricsTests(TransactionTestCase):
+@tag("live")
+class GunicornMetricsTests(LiveTestCase):
     """Two gunicorn workers: the API's stats and /metrics count what both served, exactly."""
 
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
     def setUp(self) -> None:
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
         self.token = make_token(make_user(staff=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from django.test import tag
+
 from auth_app.models import AuthToken
 from auth_app.tests.factories import PASSWORD, make_user
 from techbirdsfly.cache.calls import reset_breakers
@@ -40,6 +42,7 @@ class RevocationInProcessTests(CacheTestCase):
         self.assertEqual(self.api.post("/api/auth/validate-token").status_code, 401)
 
 
+@tag("live")
 class RevocationAcrossWorkersTests(LiveTestCase):
     """Two gunicorn workers, each with its own connections and breaker, and the test process."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, tag
 
 
 def smoke_database_url() -> str:
@@ -30,6 +30,7 @@ def smoke_database_url() -> str:
     return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}_benchsmoke"
 
 
+@tag("live")
 class BenchSmokeTest(SimpleTestCase):
     @classmethod
     def setUpClass(cls) -> None:

@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import close_old_connections, connections
 from django.db.models import Sum
 from django.http import Http404
-from django.test import TransactionTestCase, override_settings
+from django.test import override_settings
 from rest_framework.exceptions import ValidationError
 
 from billing_app.models import Account, Invoice, UsageRecord
@@ -22,8 +22,7 @@ from billing_app.services import (
     invoice_pay,
     usage_record_create,
 )
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import CacheTestCase, test_redis
+from techbirdsfly.testing import CacheTestCase, LiveTestCase
 
 from .factories import make_account, make_usage, make_user
 
@@ -73,15 +72,11 @@ class InvoiceServiceTests(CacheTestCase):
             invoice_pay(account_id=make_account(make_user()).pk, invoice_id=invoice.pk)
 
 
-class ConcurrentInvoiceTests(TransactionTestCase):
+class ConcurrentInvoiceTests(LiveTestCase):
     """Real transactions on separate connections: no usage is billed twice or billed without being charged."""
 
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
     def setUp(self) -> None:
-        super().setUp()
-        test_redis().client().flushall()  # our private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.account = make_account(make_user())
 
     def run_threads(self, *targets) -> list[BaseException]:
@@ -164,14 +159,7 @@ class ConcurrentInvoiceTests(TransactionTestCase):
 
 
 @override_settings(BILLING_ACCOUNT_LIMIT=3)
-class AccountLimitRaceTests(TransactionTestCase):
-    serialized_rollback = True
-
-    def setUp(self) -> None:
-        super().setUp()
-        test_redis().client().flushall()  # our private test server only
-        reset_breakers()
-
+class AccountLimitRaceTests(LiveTestCase):
     def test_concurrent_creations_cannot_pass_the_limit_together(self):
         owner = make_user()
         make_account(owner)

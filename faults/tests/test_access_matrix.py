@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.test import tag
+
 from auth_app.models import User
 from auth_app.services import token_pair_issue
 from billing_app.tests.factories import make_invoice, make_usage
@@ -47,6 +49,7 @@ def expect(anonymous: int, other: int, owner: int, staff: int) -> dict[str, int]
     return dict(zip(ROLES, (anonymous, other, owner, staff), strict=True))
 
 
+@tag("live")
 class AccessMatrixTests(GunicornTestCase):
     def setUp(self) -> None:
         super().setUp()

@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, tag
 
 from faults.load import Reply, request
 from faults.tests.support import make_actor, make_actors
@@ -21,6 +21,7 @@ from techbirdsfly.testing import GunicornTestCase
 MB = 1024 * 1024
 
 
+@tag("live")
 class BadInputTests(GunicornTestCase):
     def setUp(self) -> None:
         super().setUp()

@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable
 
 from django.db import connection
-from django.test import TransactionTestCase
+from django.test import tag
 
 from faults.ledger import lost_writes
 from faults.load import MIX, Load, Reply, describe, poll_until, request, run_load, statuses
 from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env
 
 ACTORS = 8
 MAX_REQUESTS = 1500
@@ -50,13 +49,10 @@ def terminate_backends(*, spare: int) -> int:
         connection.close()
 
 
-class DatabaseFaultTests(TransactionTestCase):
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
+@tag("live")
+class DatabaseFaultTests(LiveTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.actors = make_actors(ACTORS, tag="dbfault")
 
     def start_server(self, database_port: int | None = None) -> str:

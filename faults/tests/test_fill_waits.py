@@ -4,6 +4,11 @@ Single flight (techbirdsfly/cache/fills.py) makes concurrent misses of one key w
 that computes it. Some values are computed but not stored: an unknown image id (TTL 0, since the
 image may be created a moment later) or a value over 1 MB. The fault suite found that concurrent
 requests for such a key each waited CACHE_FILL_WAIT (5 s) for an entry that never came.
+
+Nothing here bounds wall time, which a busy machine stretches. The servers wait CACHE_FILL_WAIT_SERVER
+for a fill, far past the client's timeout, so a request that waited for a fill that never came gets
+no answer at all; in-process, the bound is on the polls the layer makes, of which a busy machine
+makes fewer, never more.
 """
 
 from __future__ import annotations
@@ -12,26 +17,23 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.test import TransactionTestCase
+from django.test import tag
 
 from faults.load import request
 from faults.tests.support import make_actors
-from techbirdsfly.cache import fills, get_or_compute, reset_breakers
+from techbirdsfly.cache import fills, get_or_compute
 from techbirdsfly.cache.calls import cache_for
 from techbirdsfly.cache.fills import FILL_LOCK_TTL
-from techbirdsfly.testing import CacheTestCase, GunicornServer, server_env, test_redis
+from techbirdsfly.testing import CacheTestCase, GunicornServer, LiveTestCase, fill_polls, polls_within, server_env
 
-BOUND = 0.5  # seconds a request may wait on the cache
+CACHE_FILL_WAIT_SERVER = "60"  # seconds: four times the 15 s each request of faults.load waits for its answer
 
 
-class UncachedValueWaitTests(TransactionTestCase):
-    serialized_rollback = True
-
+@tag("live")
+class UncachedValueWaitTests(LiveTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
-        self.server = GunicornServer(env=server_env(), workers=2).start()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
+        self.server = GunicornServer(env=server_env(CACHE_FILL_WAIT=CACHE_FILL_WAIT_SERVER), workers=2).start()
         self.addCleanup(self.server.stop)
         self.actor = make_actors(1, tag="waits")[0]
 
@@ -39,31 +41,21 @@ class UncachedValueWaitTests(TransactionTestCase):
         with ThreadPoolExecutor(n) as pool:
             return list(pool.map(lambda _: request(self.server.url, "GET", path, token=self.actor.token), range(n)))
 
-    def bound(self) -> float:
-        """BOUND over the slowest of the same burst of requests for a cached image (the box may be busy)."""
-        own = f"/api/images/{self.actor.image_id}"
-        request(self.server.url, "GET", own, token=self.actor.token)
-        return max(reply.latency for reply in self.concurrent_gets(own)) + BOUND
-
     def test_concurrent_requests_for_an_unknown_image_do_not_wait_for_each_other(self):
-        bound = self.bound()
         for _ in range(3):
             replies = self.concurrent_gets("/api/images/987654321")
-            self.assertEqual({reply.status for reply in replies}, {404})
-            slowest = max(reply.latency for reply in replies)
-            self.assertLess(slowest, bound, f"a request waited {slowest:.2f}s for a fill that never came")
+            # None: no answer within the client's timeout, i.e. the request waited for a fill.
+            self.assertEqual([reply.status for reply in replies], [404] * 12)
 
     def test_concurrent_requests_with_one_bogus_token_do_not_wait_for_each_other(self):
         # A token that is not valid is not cached (TTL 0): a flood of requests carrying one must not
-        # hold every server thread for 5 s.
-        bound = self.bound()
+        # hold every server thread for CACHE_FILL_WAIT.
         for _ in range(3):
             with ThreadPoolExecutor(12) as pool:
                 replies = list(
                     pool.map(lambda _: request(self.server.url, "GET", "/api/auth/me", token="bogus-token"), range(12))
                 )
-            self.assertEqual({reply.status for reply in replies}, {401})
-            self.assertLess(max(reply.latency for reply in replies), bound)
+            self.assertEqual([reply.status for reply in replies], [401] * 12)
 
 
 class FillLeaseTests(CacheTestCase):
@@ -72,28 +64,29 @@ class FillLeaseTests(CacheTestCase):
     dropped the SET with the connection, the breaker skipped the unlock) frees the entry at once.
     A fixed 10 s lock made every request for that key wait CACHE_FILL_WAIT (5 s)."""
 
-    def read_concurrently(self, compute, n: int = 8) -> tuple[list, list[float]]:
-        results, latencies = [], []
+    def read_concurrently(self, compute, n: int = 8) -> list:
+        results = []
 
         def read() -> None:
-            began = time.monotonic()
             results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
-            latencies.append(time.monotonic() - began)
 
         threads = [threading.Thread(target=read) for _ in range(n)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(10)
-        return results, latencies
+        return results
 
     def test_an_orphaned_fill_lock_holds_no_one_up(self):
         # What a holder that died, or lost its store, leaves: a lease nobody renews.
         lease = fills._lease(cache_for("admin"), "AdminService_admin:dashboard:lock")
         self.redis.set("AdminService_admin:dashboard:lock", lease, px=int(FILL_LOCK_TTL * 1000))
-        results, latencies = self.read_concurrently(lambda: {"ok": 1})
+        polls = fill_polls("admin")
+        results = self.read_concurrently(lambda: {"ok": 1})
         self.assertEqual([r.value for r in results], [{"ok": 1}] * 8)
-        self.assertLess(max(latencies), FILL_LOCK_TTL + 0.15)
+        # Each reader polled while the orphan's lease lasted, and at most as long again for the one
+        # of them that then filled the entry: not CACHE_FILL_WAIT long (about eight times as many).
+        self.assertLessEqual(fill_polls("admin") - polls, 8 * 2 * polls_within(FILL_LOCK_TTL))
         self.assertIs(get_or_compute("admin.dashboard", "admin:dashboard", dict).from_cache, True)
 
     def test_a_slow_live_holder_keeps_its_lease(self):
@@ -104,7 +97,7 @@ class FillLeaseTests(CacheTestCase):
             time.sleep(3 * FILL_LOCK_TTL)  # several leases long
             return {"slow": 1}
 
-        results, _ = self.read_concurrently(slow)
+        results = self.read_concurrently(slow)
         self.assertEqual([r.value for r in results], [{"slow": 1}] * 8)
         self.assertEqual(len(computes), 1, "the others waited for the live holder")
         self.assertFalse(self.redis.exists("AdminService_admin:dashboard:lock"), "released after the fill")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 
+from django.test import tag
 from django.utils import timezone
 
 from auth_app import cache as auth_cache
@@ -58,6 +59,7 @@ def entries_of(actor: Actor) -> dict[str, tuple[str, str | None]]:
     }
 
 
+@tag("live")
 class IntegrityTestCase(LiveTestCase):
     @classmethod
     def setUpClass(cls) -> None:

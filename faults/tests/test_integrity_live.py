@@ -25,6 +25,7 @@ from typing import Any
 
 from django.core.cache import caches
 from django.db import connection, transaction
+from django.test import tag
 
 from auth_app.cache import token_key
 from auth_app.models import User
@@ -104,6 +105,7 @@ class _Scenario(LiveTestCase):
         return {"valid": True, "userId": user.pk, "email": user.email, "fromCache": cached}
 
 
+@tag("live", "infra")
 class SentinelFailoverToStaleReplicaTests(_Scenario):
     """A failover to a replica that missed a logout and a usage write brings neither back."""
 
@@ -205,6 +207,7 @@ class SentinelFailoverToStaleReplicaTests(_Scenario):
         self.run_failover(CACHE_JOURNAL_POLL="0")
 
 
+@tag("live")
 class CutOffProcessTests(_Scenario):
     """A: one gunicorn worker reaching Redis through the faults relay. B: two workers, directly."""
 

@@ -6,15 +6,15 @@ logins must be refused cheaply while /api/health keeps answering.
 
 from __future__ import annotations
 
-from django.test import override_settings
+from django.test import override_settings, tag
 
-from bench.login_flood import flood
-from techbirdsfly.testing import GunicornTestCase, http_json
+from techbirdsfly.testing import GunicornTestCase, flood, http_json
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase 42"
 
 
+@tag("live")
 class PasswordChangeAcrossWorkersTests(GunicornTestCase):
     def setUp(self):
         super().setUp()
@@ -71,6 +71,7 @@ class PasswordChangeAcrossWorkersTests(GunicornTestCase):
         self.login(NEW_PASSWORD)
 
 
+@tag("live")
 class LoginFloodTests(GunicornTestCase):
     def test_a_flood_of_unknown_emails_from_one_client_is_refused_and_health_answers(self):
         result = flood(self.server.url, logins=48, concurrency=8)

@@ -10,23 +10,19 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from django.test import TransactionTestCase
+from django.test import tag
 
 from faults.load import request
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env, test_redis
 
 LIMIT = 10  # API.md: 429 after 10 failed tries for one email within 60 s
 BURST = 40
 
 
-class LoginBurstTests(TransactionTestCase):
-    serialized_rollback = True  # every TransactionTestCase keeps it on (techbirdsfly.testing.LiveTestCase)
-
+@tag("live")
+class LoginBurstTests(LiveTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.server = GunicornServer(env=server_env(), workers=2, threads=8).start()
         self.addCleanup(self.server.stop)
         self.addCleanup(test_redis().ensure_running)

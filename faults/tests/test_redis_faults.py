@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 import redis
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from faults.ledger import lost_writes, stale_reads
 from faults.load import (
@@ -67,6 +67,7 @@ def all_hits(load: Load, replies: list[Reply]) -> bool:
     return all(reply.status == 200 and reply.body.get("fromCache") is True for reply in replies)
 
 
+@tag("live")
 class RedisFaultTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 

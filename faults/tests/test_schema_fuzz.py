@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 import schemathesis
-from django.test import TransactionTestCase
+from django.test import tag
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -32,21 +32,17 @@ from auth_app.models import User
 from auth_app.services import token_pair_issue
 from faults.load import request
 from faults.tests.support import make_actor, make_actors
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env
 
 FUZZ_EXAMPLES = int(os.environ.get("FAULTS_FUZZ_EXAMPLES", "8"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
 
 
-class SchemaFuzzTests(TransactionTestCase):
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
+@tag("live")
+class SchemaFuzzTests(LiveTestCase):
     def setUp(self) -> None:
-        test_redis().ensure_running()
-        test_redis().client().flushall()  # the private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.server = GunicornServer(env=server_env(), workers=2).start()
         self.addCleanup(self.server.stop)
         self.owner = make_actors(1, tag="fuzz")[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 from unittest import mock
 
 from django.db import connection, connections
-from django.test import override_settings
+from django.test import override_settings, tag
 from django.utils import timezone
 
 from auth_app.tests.factories import make_user
@@ -105,6 +105,7 @@ class InProcessTests(FairQueueTestCase):
         self.assertEqual(len(order), 11)
 
 
+@tag("live")
 @unittest.skipUnless(connection.vendor == "postgresql", "the worker process needs PostgreSQL")
 class RunGeneratorProcessTests(FairQueueTestCase):
     def test_one_run_generator_serves_a_later_owner_first_or_second(self):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.test import TransactionTestCase
+from django.test import tag
 from PIL import Image as PILImage
 
 from auth_app.tests.factories import make_token, make_user
@@ -34,8 +34,7 @@ from billing_app.models import UsageRecord
 from billing_app.tests.factories import make_account
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.cache.calls import reset_breakers
-from techbirdsfly.testing import GunicornServer, server_env, test_redis
+from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env
 
 RANK = {"queued": 0, "running": 1, "completed": 2, "failed": 2}
 
@@ -88,14 +87,11 @@ class Worker:
         self.log.unlink(missing_ok=True)
 
 
+@tag("live")
 @unittest.skipUnless(connection.vendor == "postgresql", "several workers need PostgreSQL's row locks")
-class WorkerProcessTests(TransactionTestCase):
-    serialized_rollback = True  # keeps the migrated price list for the tests that follow
-
+class WorkerProcessTests(LiveTestCase):
     def setUp(self) -> None:
-        super().setUp()
-        test_redis().client().flushall()  # our private test server only
-        reset_breakers()
+        super().setUp()  # LiveTestCase: the private Redis running and empty, breakers closed
         self.media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
         self.addCleanup(shutil.rmtree, self.media, ignore_errors=True)
         self.owner = make_user()

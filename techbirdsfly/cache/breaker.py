@@ -10,6 +10,9 @@ without telling either (its request ran out of time on a Redis that answered the
 stalled, or an error that is not Redis's). A probe that ended in none of them would leave
 ``_probing`` set for good: no caller would probe again, and the process would not cache again until
 restarted.
+
+The breaker reads time through ``clock`` (``time.monotonic`` unless given one), so that a test can
+move time past a cooldown instead of sleeping through it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ logger = logging.getLogger("techbirdsfly.cache")
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, cooldown: Callable[[], float]) -> None:
+    def __init__(self, name: str, cooldown: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._cooldown = cooldown  # read on use, so that a settings change applies at once
+        self.clock = clock
         self._lock = threading.Lock()
         self._open = False
         self._opened_at = 0.0
@@ -42,7 +46,7 @@ class CircuitBreaker:
         with self._lock:
             if not self._open:
                 return True
-            if self._probing or time.monotonic() - self._opened_at < self._cooldown():
+            if self._probing or self.clock() - self._opened_at < self._cooldown():
                 return False
             self._probing = True  # this caller is the half-open probe
             return True
@@ -61,7 +65,7 @@ class CircuitBreaker:
             was_open = self._open
             self._open = True
             self._probing = False
-            self._opened_at = time.monotonic()
+            self._opened_at = self.clock()
         if not was_open:
             logger.warning(
                 "Redis at %s is unavailable (%s: %s); serving from the database, retrying every %.1fs",
@@ -79,7 +83,7 @@ class CircuitBreaker:
         with self._lock:
             if self._open and self._probing:
                 self._probing = False
-                self._opened_at = time.monotonic()
+                self._opened_at = self.clock()
 
     def reset(self) -> None:
         with self._lock:

@@ -107,7 +107,8 @@ def _breaker_at(location: str) -> CircuitBreaker:
     if breaker is None:
         with _breakers_lock:
             breaker = _breakers.setdefault(
-                location, CircuitBreaker(_redact(location), lambda: settings.CACHE_BREAKER_COOLDOWN)
+                location,
+                CircuitBreaker(_redact(location), lambda: settings.CACHE_BREAKER_COOLDOWN, _breaker_clock),
             )
     return breaker
 
@@ -115,6 +116,22 @@ def _breaker_at(location: str) -> CircuitBreaker:
 def reset_breakers() -> None:
     for breaker in list(_breakers.values()):
         breaker.reset()
+
+
+_breaker_clock: Callable[[], float] = time.monotonic
+
+
+def set_breaker_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    """Make every breaker, present and future, read ``clock``; return the clock they read before.
+
+    For tests, which advance a clock of their own past a cooldown rather than sleep through it.
+    """
+    global _breaker_clock
+    with _breakers_lock:
+        previous, _breaker_clock = _breaker_clock, clock
+        for breaker in _breakers.values():
+            breaker.clock = clock
+    return previous
 
 
 def _redact(location: str) -> str:

@@ -37,6 +37,10 @@ T = TypeVar("T")
 
 # XFetch's beta: above 1 refreshes earlier, below 1 later.
 EARLY_REFRESH_BETA = 1.0
+# A waiter for a peer's fill polls after FILL_POLL_FIRST seconds, then doubles its pause up to
+# FILL_POLL_LONGEST: a quick fill is seen at once, a slow one costs Redis few reads.
+FILL_POLL_FIRST = 0.005
+FILL_POLL_LONGEST = 0.05
 
 
 class Cached[T](NamedTuple):
@@ -137,10 +141,10 @@ class Slot:
         # unlocks, so a read that finds neither the entry nor the lock saw the peer give up.
         keys = (*self.keys, lock_key)
         deadline = time.monotonic() + settings.CACHE_FILL_WAIT
-        pause = 0.005
+        pause = FILL_POLL_FIRST
         while time.monotonic() < deadline:
             time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, FILL_POLL_LONGEST)
             stats.fill_poll(self.app).inc()
             try:
                 start = ConnectEpoch.servers_seen

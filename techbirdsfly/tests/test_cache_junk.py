@@ -22,7 +22,7 @@ from auth_app.tokens import email_hash, token_hash
 from techbirdsfly.cache import calls, fills, get_or_compute, reset_breakers
 from techbirdsfly.cache.calls import breaker_for, cache_for
 from techbirdsfly.cache.scope import request_scope
-from techbirdsfly.testing import CacheTestCase, caches_at
+from techbirdsfly.testing import CacheTestCase, breaker_clock, caches_at
 from techbirdsfly.tests.fake_redis import OK, Error, FakeRedis, nils, resp
 
 
@@ -226,11 +226,11 @@ class HalfOpenProbeTests(CacheTestCase):
         fake = FakeRedis(answer)
         self.addCleanup(fake.close)
         compute = lambda: {"ok": 1}  # noqa: E731
-        with override_settings(CACHES=caches_at(fake.url)):
+        with override_settings(CACHES=caches_at(fake.url)), breaker_clock() as clock:
             breaker = breaker_for("admin")
             get_or_compute("admin.dashboard", "admin:dashboard", compute)  # times out: the breaker opens
             self.assertTrue(breaker.is_open)
-            time.sleep(0.06)  # the cooldown
+            clock.advance(0.06)  # past the cooldown
             # The probe, inside a request: INFO answered, then the MGET stalls past the request's budget.
             with request_scope():
                 probes = len(fake.commands)
@@ -239,7 +239,7 @@ class HalfOpenProbeTests(CacheTestCase):
                 self.assertGreaterEqual(calls.request_cache_seconds(), 0.09)  # it ran out of time on Redis
             self.assertTrue(breaker.is_open)
             stalled["MGET"] = False  # Redis answers again
-            time.sleep(0.06)
+            clock.advance(0.06)
             get_or_compute("admin.dashboard", "admin:dashboard", compute)
             self.assertFalse(breaker.is_open, "a new probe was let through and closed the breaker")
 

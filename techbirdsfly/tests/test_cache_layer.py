@@ -35,7 +35,7 @@ from techbirdsfly.cache.policy import MAX_VALUE_BYTES
 from techbirdsfly.cache.scope import request_scope
 from techbirdsfly.cache.serializers import SafeJSONSerializer
 from techbirdsfly.models import CacheJournal
-from techbirdsfly.testing import CacheTestCase, RedisServer, test_redis
+from techbirdsfly.testing import CacheTestCase, RedisServer, fill_polls, polls_within, test_redis
 
 UNPICKLED = []
 
@@ -298,10 +298,11 @@ class StampedeTests(CacheTestCase):
         lease = fills._lease(cache_for("admin"), "AdminService_admin:dashboard:lock")
         self.redis.set("AdminService_admin:dashboard:lock", lease, px=int(FILL_LOCK_TTL * 1000))
         self.assertGreater(self.redis.pttl("AdminService_admin:dashboard:lock"), 0)
-        began = time.monotonic()
+        polls = fill_polls("admin")
         result = get_or_compute("admin.dashboard", "admin:dashboard", lambda: {"ok": 1})
         self.assertEqual(result, ({"ok": 1}, False))
-        self.assertLess(time.monotonic() - began, 1.0)
+        # It gave up at CACHE_FILL_WAIT: no more polls than fit in it (a busy machine makes fewer).
+        self.assertLessEqual(fill_polls("admin") - polls, polls_within(0.3))
 
     def test_hot_keys_are_refreshed_early_by_one_caller(self):
         key = "AdminService_admin:dashboard"
@@ -611,7 +612,9 @@ class HitPathTests(CacheTestCase):
             took = time.monotonic() - began
             spent = calls.request_cache_seconds()
             self.assertLessEqual(spent, took)  # never more than the call's wall time...
-            self.assertLess(spent, FAST_READ)
+            # ...and at most FAST_READ: under it, what the read took; over it (a busy machine), what the
+            # kernel saw Redis take, in TCP_INFO's whole milliseconds, which an instant answer keeps at 0 or 1.
+            self.assertLessEqual(spent, FAST_READ)
             # ...and a read that waited on Redis (a 50 ms script) is charged that wait, from TCP_INFO.
             calls.call("auth", client.eval, _BUSY_50_MS, 0)
             self.assertGreater(calls.request_cache_seconds() - spent, 0.04)

@@ -11,7 +11,7 @@ import time
 
 from django.db import connections, transaction
 from django.db.models import QuerySet
-from django.test import override_settings
+from django.test import override_settings, tag
 
 from auth_app.cache import user_scope
 from auth_app.models import User
@@ -91,6 +91,7 @@ class PushTests(LiveTestCase):
         self.assertIsNotNone(wait_for(lambda: all(journal.floor("billing", s) > 0 for s in scopes)))
 
 
+@tag("live")
 class PushAcrossProcessesTests(LiveTestCase):
     """A gunicorn worker whose follower polls every 30 s sees another process's write at once."""
 

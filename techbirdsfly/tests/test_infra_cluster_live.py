@@ -9,6 +9,8 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
+from django.test import tag
+
 from auth_app.models import User
 from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, server_env
 
@@ -31,6 +33,7 @@ def commands(node: Any) -> dict[str, int]:
     return {name: n for name, n in calls.items() if n and name.split("|")[0] not in ignored}
 
 
+@tag("infra", "live")
 class TwoServersOnAClusterTests(LiveTestCase):
     @classmethod
     def setUpClass(cls) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 from django.core.management import get_commands
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase, tag
 
 from techbirdsfly.testing import GunicornServer, server_env
 
@@ -322,6 +322,7 @@ class GunicornConfTests(SimpleTestCase):
         Path(made).rmdir()
 
 
+@tag("infra")
 class HealthCheckCommandTests(SimpleTestCase):
     """The compose health checks, run as the container would run them (host and port aside)."""
 
@@ -347,6 +348,7 @@ class HealthCheckCommandTests(SimpleTestCase):
         self.assertNotEqual(self.run_check(sentinel_check, {**PASSWORDS, "REDIS_SENTINEL_PASSWORD": "wrong"}), 0)
 
 
+@tag("live", "infra")
 class AppUnderComposeEnvironmentTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.test import RequestFactory, SimpleTestCase, override_settings
+from django.test import RequestFactory, SimpleTestCase, override_settings, tag
 
 from techbirdsfly.client import client_address
 from techbirdsfly.testing import GunicornServer, GunicornTestCase, free_port, server_env
@@ -123,6 +123,7 @@ def probe_health(port: int, *, timeout: float) -> float | None:
     return time.monotonic() - started if status == 200 else None
 
 
+@tag("live", "infra")
 class FrontProxyTests(GunicornTestCase):
     """nginx (infra/nginx/templates/default.conf.template) in front of gunicorn (infra/gunicorn.conf.py)."""
 
@@ -334,6 +335,7 @@ class RecordingUpstream:
         self.listener.close()
 
 
+@tag("infra")
 class NginxWithoutGunicornTests(SimpleTestCase):
     def start_nginx(self, upstream_port: int) -> NginxServer:
         nginx = NginxServer(

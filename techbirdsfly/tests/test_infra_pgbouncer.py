@@ -17,7 +17,7 @@ from unittest import skipUnless
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
-from django.test import override_settings
+from django.test import override_settings, tag
 
 from techbirdsfly.cache import journal
 from techbirdsfly.cache.generations import invalidate
@@ -38,6 +38,7 @@ def _direct_url() -> str:
 
 
 @skipUnless(POSTGRESQL, "PgBouncer fronts PostgreSQL")
+@tag("infra", "live")
 class PgBouncerTests(LiveTestCase):
     @classmethod
     def setUpClass(cls) -> None:

@@ -7,7 +7,7 @@ import time
 
 import redis
 from django.conf import settings
-from django.test import TestCase, override_settings
+from django.test import TestCase, override_settings, tag
 
 from auth_app.models import User
 from techbirdsfly.cache.calls import reset_breakers
@@ -32,6 +32,7 @@ def hardened_caches(node: RedisNode) -> dict:
     }
 
 
+@tag("infra")
 class RedisConfTests(TestCase):
     node: RedisNode
 
@@ -119,6 +120,7 @@ class RedisConfTests(TestCase):
         self.assertEqual(sorted(patterns), sorted(f"~{p}_*" for p in [*APPS.values(), DEFAULT_PREFIX]))
 
 
+@tag("infra")
 class AppOnHardenedRedisTests(TestCase):
     """The cache flows of the app, logged in as the ``app`` ACL user: nothing it needs is denied."""
 

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase, tag
 
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
@@ -78,6 +78,7 @@ class RequestStream:
         return [r for r in list(self.replies) if r.sent >= moment]
 
 
+@tag("live", "infra")
 class SentinelFailoverTests(TransactionTestCase):
     serialized_rollback = True  # keeps the migrated price list for the tests that follow
 
@@ -176,6 +177,7 @@ class DiscoveryStandIn:
         return []
 
 
+@tag("infra")
 class DemotedMasterConnectionTests(SimpleTestCase):
     """A pooled connection to a master that was demoted meanwhile (django-redis #616)."""
 

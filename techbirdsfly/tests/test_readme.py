@@ -22,7 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.test import SimpleTestCase, override_settings
+from django.test import SimpleTestCase, override_settings, tag
 
 from auth_app.models import User
 from image_app import generator_lock
@@ -89,6 +89,7 @@ def from_cache_flags(output: str) -> list[bool]:
     return [flag == "true" for flag in re.findall(r'"fromCache":\s*(true|false)', output)]
 
 
+@tag("live")
 class ReadmeBlocksTests(LiveTestCase):
     reset_sequences = True  # the demo data's ids, as on make run's fresh database
 

@@ -6,11 +6,10 @@ import redis
 
 from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
-from bench.probes import count_round_trips
 from billing_app.models import Account
 from image_app.models import Image
 from techbirdsfly.cache import reset_breakers
-from techbirdsfly.testing import CacheTestCase, CommitAPIClient, test_redis
+from techbirdsfly.testing import CacheTestCase, CommitAPIClient, count_round_trips, test_redis
 
 
 class OneRoundTripTests(CacheTestCase):
