@@ -6,7 +6,7 @@ makes stale. It is bound by its TTL instead and may be up to ``DASHBOARD_MAX_AGE
 
 from __future__ import annotations
 
-from techbirdsfly.cache import KINDS, Entry
+from techbirdsfly.cache import KINDS, EntryRef
 
 APP = "admin"
 DASHBOARD = "admin.dashboard"
@@ -17,5 +17,5 @@ def dashboard_key() -> str:
     return "admin:dashboard"
 
 
-def dashboard_entry() -> Entry:
-    return Entry(DASHBOARD, dashboard_key())
+def dashboard_entry() -> EntryRef:
+    return EntryRef(DASHBOARD, dashboard_key())

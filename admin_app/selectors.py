@@ -14,7 +14,7 @@ from billing_app.models import Account, Invoice, Price, UsageRecord
 from billing_app.money import cents, iso
 from image_app.models import Image
 from techbirdsfly.cache import APPS, Cached, cache_counts, cluster, get_or_compute, server_info
-from techbirdsfly.cache.calls import CacheUnavailable, cache_for, call
+from techbirdsfly.cache.calls import CacheUnavailable, cache_for, redis_call
 from techbirdsfly.cache.ops import app_pattern
 
 from . import cache
@@ -69,7 +69,7 @@ def app_footprint(*, app: str, sample: int = MEMORY_SAMPLE) -> Footprint:
         estimate = round(sampled_bytes / sampled * keys) if sampled else 0
         return Footprint(keys, estimate, sampled)
 
-    return call(app, walk)
+    return redis_call(app, walk)
 
 
 def cache_stats() -> dict[str, Any]:

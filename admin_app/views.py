@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import APPS, Entry
+from techbirdsfly.cache import APPS, EntryRef
 from techbirdsfly.cache.calls import CacheUnavailable
 from techbirdsfly.cache.stats import registry
 from techbirdsfly.exceptions import json_error
@@ -58,7 +58,7 @@ class StaffAPIView(APIView):
 
 class DashboardAnalyticsView(StaffAPIView):
     @staticmethod
-    def cache_entries() -> list[Entry]:
+    def cache_entries() -> list[EntryRef]:
         return [cache.dashboard_entry()]
 
     @extend_schema(responses={200: serializers.CachedDashboardSerializer, **ERRORS})

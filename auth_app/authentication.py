@@ -11,7 +11,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from techbirdsfly.cache import Entry, read_ahead, remember_user
+from techbirdsfly.cache import EntryRef, read_ahead, remember_user
 
 from . import cache
 from .selectors import TokenRecord, token_validate
@@ -51,7 +51,7 @@ class BearerTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     @staticmethod
-    def read_ahead_entry(request: HttpRequest) -> Entry | None:
+    def read_ahead_entry(request: HttpRequest) -> EntryRef | None:
         """The token's record, for the read the request's cache scope sends as it arrives
         (techbirdsfly.cache.middleware); None when there is no token to read, or it fails its check."""
         try:

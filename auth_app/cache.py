@@ -16,7 +16,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from techbirdsfly.cache import KINDS, USER, Entry, invalidate
+from techbirdsfly.cache import KINDS, USER, EntryRef, invalidate
 
 from .models import AuthToken, User
 
@@ -39,17 +39,17 @@ def user_scope(user_id: int) -> str:
     return f"auth:user:{user_id}"
 
 
-def token_entry(token_hash: str) -> Entry:
+def token_entry(token_hash: str) -> EntryRef:
     # A token record is its own scope: its generation key is ``auth:token:<hash>:gen``.
-    return Entry(TOKEN, token_key(token_hash), token_key(token_hash))
+    return EntryRef(TOKEN, token_key(token_hash), token_key(token_hash))
 
 
-def own_profile_entry() -> Entry:
+def own_profile_entry() -> EntryRef:
     """The profile of the user whose token record is read with it (``/me``): resolved in Redis."""
     return _OWN_PROFILE
 
 
-_OWN_PROFILE = Entry(PROFILE, profile_key(USER), user_scope(USER))  # type: ignore[arg-type]
+_OWN_PROFILE = EntryRef(PROFILE, profile_key(USER), user_scope(USER))  # type: ignore[arg-type]
 
 
 def login_failures_key(email_hash: str) -> str:

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import Entry
+from techbirdsfly.cache import EntryRef
 from techbirdsfly.client import client_address
 from techbirdsfly.responses import cached_response
 
@@ -136,7 +136,7 @@ class PasswordView(APIView):
 
 class MeView(APIView):
     @staticmethod
-    def cache_entries() -> list[Entry]:
+    def cache_entries() -> list[EntryRef]:
         return [cache.own_profile_entry()]
 
     @extend_schema(responses={200: serializers.CachedProfileSerializer, 401: OpenApiResponse()})

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from techbirdsfly.cache import Entry, invalidate
+from techbirdsfly.cache import EntryRef, invalidate
 
 from .models import Account, Invoice, UsageRecord
 
@@ -54,20 +54,20 @@ def owner_scope(owner_id: int) -> str:
     return f"billing:owner:{owner_id}"
 
 
-def summary_entry(account_id: int) -> Entry:
-    return Entry(SUMMARY, summary_key(account_id), account_scope(account_id))
+def summary_entry(account_id: int) -> EntryRef:
+    return EntryRef(SUMMARY, summary_key(account_id), account_scope(account_id))
 
 
-def usage_entry(account_id: int, month: str) -> Entry:
-    return Entry(USAGE, usage_key(account_id, month), account_scope(account_id))
+def usage_entry(account_id: int, month: str) -> EntryRef:
+    return EntryRef(USAGE, usage_key(account_id, month), account_scope(account_id))
 
 
-def invoices_entry(account_id: int) -> Entry:
-    return Entry(INVOICES, invoices_key(account_id), account_scope(account_id))
+def invoices_entry(account_id: int) -> EntryRef:
+    return EntryRef(INVOICES, invoices_key(account_id), account_scope(account_id))
 
 
-def accounts_entry(owner_id: int) -> Entry:
-    return Entry(ACCOUNTS, accounts_key(owner_id), owner_scope(owner_id))
+def accounts_entry(owner_id: int) -> EntryRef:
+    return EntryRef(ACCOUNTS, accounts_key(owner_id), owner_scope(owner_id))
 
 
 def _ids(ids: Iterable[int | None]) -> list[int]:

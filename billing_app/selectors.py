@@ -16,7 +16,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from techbirdsfly.cache import Cached, Entry, get_or_compute
+from techbirdsfly.cache import Cached, EntryRef, get_or_compute
 from techbirdsfly.paging import Listing, Page, owner_page
 
 from . import cache
@@ -72,7 +72,7 @@ def account_get(*, account_id: int, viewer: Viewer) -> Account:
 
 
 def _cached_for_viewer(
-    entry: Entry, *, account_id: int, viewer: Viewer, compute: Callable[[Account], Any]
+    entry: EntryRef, *, account_id: int, viewer: Viewer, compute: Callable[[Account], Any]
 ) -> Cached[Any]:
     def envelope() -> dict[str, Any]:
         account = account_get(account_id=account_id, viewer=viewer)

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import Entry
+from techbirdsfly.cache import EntryRef
 from techbirdsfly.paging import PageQuerySerializer
 from techbirdsfly.responses import cached_response
 
@@ -49,7 +49,7 @@ class AccountListView(APIView):
 
 class SummaryView(APIView):
     @staticmethod
-    def cache_entries(account_id: int) -> list[Entry]:
+    def cache_entries(account_id: int) -> list[EntryRef]:
         return [cache.summary_entry(account_id)]
 
     @extend_schema(responses={200: serializers.CachedSummarySerializer, 404: NOT_FOUND})
@@ -71,7 +71,7 @@ class UsageCreateView(APIView):
 
 class UsageView(APIView):
     @staticmethod
-    def cache_entries(account_id: int) -> list[Entry]:
+    def cache_entries(account_id: int) -> list[EntryRef]:
         return [cache.usage_entry(account_id, f"{month_start(timezone.now()):%Y-%m}")]
 
     @extend_schema(responses={200: serializers.CachedMonthUsageSerializer, 404: NOT_FOUND})
@@ -85,7 +85,7 @@ class InvoicesView(APIView):
         return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
 
     @staticmethod
-    def cache_entries(account_id: int) -> list[Entry]:
+    def cache_entries(account_id: int) -> list[EntryRef]:
         return [cache.invoices_entry(account_id)]
 
     @extend_schema(responses={200: serializers.CachedInvoicesSerializer, 404: NOT_FOUND})

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from techbirdsfly.cache import Entry, invalidate
+from techbirdsfly.cache import EntryRef, invalidate
 
 from .models import Image
 
@@ -38,12 +38,12 @@ def owner_scope(owner_id: int) -> str:
     return f"image:owner:{owner_id}"
 
 
-def metadata_entry(image_id: int) -> Entry:
-    return Entry(METADATA, metadata_key(image_id), image_scope(image_id))
+def metadata_entry(image_id: int) -> EntryRef:
+    return EntryRef(METADATA, metadata_key(image_id), image_scope(image_id))
 
 
-def list_entry(owner_id: int, status: str | None) -> Entry:
-    return Entry(LIST, list_key(owner_id, status), owner_scope(owner_id))
+def list_entry(owner_id: int, status: str | None) -> EntryRef:
+    return EntryRef(LIST, list_key(owner_id, status), owner_scope(owner_id))
 
 
 def invalidate_images(image_ids: Iterable[int], owner_ids: Iterable[int | None] = ()) -> None:

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import Entry
+from techbirdsfly.cache import EntryRef
 from techbirdsfly.responses import cached_response
 
 from . import cache, serializers, services
@@ -57,7 +57,7 @@ class ImageListView(APIView):
 
 class ImageDetailView(APIView):
     @staticmethod
-    def cache_entries(image_id: int) -> list[Entry]:
+    def cache_entries(image_id: int) -> list[EntryRef]:
         return [cache.metadata_entry(image_id)]
 
     @extend_schema(responses={200: serializers.CachedImageSerializer, 401: OpenApiResponse(), 404: OpenApiResponse()})

@@ -26,7 +26,7 @@ from django.db.models import Model, Q, QuerySet
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from .cache import Cached, Entry, get_or_compute
+from .cache import Cached, EntryRef, get_or_compute
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -103,7 +103,7 @@ def _invalid_cursor() -> ValidationError:
 
 def owner_page(
     *,
-    entry: Entry,
+    entry: EntryRef,
     listing: Listing,
     rows: QuerySet,
     data: Callable[[Model], dict[str, Any]],

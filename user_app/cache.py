@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from techbirdsfly.cache import Entry, invalidate
+from techbirdsfly.cache import EntryRef, invalidate
 
 from .models import UserPreferences
 
@@ -28,8 +28,8 @@ def user_scope(user_id: int) -> str:
     return f"user:user:{user_id}"
 
 
-def preferences_entry(user_id: int) -> Entry:
-    return Entry(PREFERENCES, preferences_key(user_id), user_scope(user_id))
+def preferences_entry(user_id: int) -> EntryRef:
+    return EntryRef(PREFERENCES, preferences_key(user_id), user_scope(user_id))
 
 
 def invalidate_users(user_ids: Iterable[int]) -> None:

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from techbirdsfly.cache import Entry
+from techbirdsfly.cache import EntryRef
 from techbirdsfly.responses import cached_response
 
 from . import cache, serializers, services
@@ -22,7 +22,7 @@ _WRITE = {
 
 class PreferencesView(APIView):
     @staticmethod
-    def cache_entries(user_id: int) -> list[Entry]:
+    def cache_entries(user_id: int) -> list[EntryRef]:
         return [cache.preferences_entry(user_id)]
 
     @extend_schema(responses=_READ)

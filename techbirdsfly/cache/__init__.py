@@ -21,7 +21,7 @@ from .counters import window_decrement, window_increment, window_read
 from .generations import invalidate
 from .ops import clear_app, count_keys, ping, scan_keys, server_info
 from .policy import APPS, KINDS
-from .readahead import USER, Entry, read_ahead, remember_user
+from .readahead import USER, EntryRef, read_ahead, remember_user
 from .reads import Cached, get_or_compute
 from .stats import cache_counts
 
@@ -31,7 +31,7 @@ __all__ = [
     "USER",
     "CacheUnavailable",
     "Cached",
-    "Entry",
+    "EntryRef",
     "cache_counts",
     "clear_app",
     "count_keys",

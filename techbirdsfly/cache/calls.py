@@ -1,4 +1,4 @@
-"""Every Redis call of the cache layer goes through ``call``: a breaker per Redis, a time budget per request.
+"""Every Redis call of the cache layer goes through ``redis_call``: a breaker per Redis, a time budget per request.
 
 Socket timeouts bound one call and the breaker skips Redis after a failure (breaker.py), but a Redis
 that is slow without failing would be waited on call after call: a miss makes several, and each
@@ -145,7 +145,7 @@ def _redact(location: str) -> str:
 # --- calls ------------------------------------------------------------------------------------
 
 
-def call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **kwargs: Any) -> T:
+def redis_call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = False, **kwargs: Any) -> T:
     """Run one Redis operation for ``app`` behind the breaker; raise CacheUnavailable on failure.
 
     With ``force``, try even while the breaker is open or the request's budget is spent (one attempt,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 
 from . import replies
-from .calls import CacheUnavailable, cache_for, call, kind_of
+from .calls import CacheUnavailable, cache_for, kind_of, redis_call
 from .scope import unbudgeted
 
 # A counter is valid when it holds at most 15 digits (exact in Lua's doubles) and expires within
@@ -48,7 +48,7 @@ def window_increment(kind: str, key: str) -> int | None:
 
     try:
         with unbudgeted():
-            return call(policy.app, incr)
+            return redis_call(policy.app, incr)
     except CacheUnavailable:  # down, or the key is not a string (a Redis writer's list): WRONGTYPE
         return None
 
@@ -73,7 +73,7 @@ def window_decrement(kind: str, key: str) -> None:
     cache = cache_for(policy.app)
     full_key = cache.make_key(key)
     with contextlib.suppress(CacheUnavailable), unbudgeted():
-        call(policy.app, lambda: cache.client.get_client(write=True).eval(_DECREMENT_IF_EXISTS, 1, full_key))
+        redis_call(policy.app, lambda: cache.client.get_client(write=True).eval(_DECREMENT_IF_EXISTS, 1, full_key))
 
 
 def window_read(kind: str, key: str) -> tuple[int, int] | None:
@@ -92,7 +92,7 @@ def window_read(kind: str, key: str) -> tuple[int, int] | None:
 
     try:
         with unbudgeted():
-            return call(policy.app, read)
+            return redis_call(policy.app, read)
     except CacheUnavailable:  # down, or the key is not a string (a Redis writer's list): WRONGTYPE
         return None
 

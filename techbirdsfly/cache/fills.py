@@ -27,7 +27,7 @@ from typing import Any
 from redis.exceptions import LockError
 
 from . import cluster, replies
-from .calls import CacheUnavailable, call
+from .calls import CacheUnavailable, redis_call
 from .generations import in_scope
 from .serializers import CorruptValue
 
@@ -116,7 +116,7 @@ class _Leases:
 def _renew_lease(app: str, cache: Any, lock: Any) -> None:
     renewed = _lease(cache, lock.name)
     ttl_ms = int(FILL_LOCK_TTL * 1000)
-    if call(app, lambda: lock.redis.eval(_RENEW, 1, lock.name, lock.local.token, renewed, ttl_ms)):
+    if redis_call(app, lambda: lock.redis.eval(_RENEW, 1, lock.name, lock.local.token, renewed, ttl_ms)):
         lock.local.token = renewed
 
 
@@ -160,7 +160,7 @@ def try_lock(
         return lock, token, bool(acquired), replies.values(values, len(read))
 
     try:
-        lock, token, acquired, values = call(app, acquire_and_read)
+        lock, token, acquired, values = redis_call(app, acquire_and_read)
     except CacheUnavailable:
         return NO_LOCK, None
     if not acquired:
@@ -175,4 +175,4 @@ def unlock(app: str, lock: Any) -> None:
         return
     mutex = _leases.drop(lock) or contextlib.nullcontext()
     with mutex, contextlib.suppress(CacheUnavailable):
-        call(app, _lock_call, lock.release)
+        redis_call(app, _lock_call, lock.release)

@@ -31,7 +31,7 @@ from typing import Any
 from django.db import transaction
 
 from . import cluster, hot, journal, stamps, stats
-from .calls import CacheUnavailable, cache_for, call, client_for, refused_write
+from .calls import CacheUnavailable, cache_for, client_for, redis_call, refused_write
 from .policy import GENERATION_TTL
 from .retries import Retries
 
@@ -108,7 +108,9 @@ def claim(app: str, gen_key: str, read: bytes | None, number: int, history: str)
     generation = new_generation(number, history)
     stored = stamps.encode(generation)
     try:
-        done = call(app, lambda: client_for(app).eval(stamps.CLAIM, 1, gen_key, read or b"", stored, GENERATION_TTL))
+        done = redis_call(
+            app, lambda: client_for(app).eval(stamps.CLAIM, 1, gen_key, read or b"", stored, GENERATION_TTL)
+        )
     except CacheUnavailable:
         return None
     return generation if done else None
@@ -160,7 +162,7 @@ def in_transaction() -> bool:
 
 
 def _mark_being_written(app: str, scopes: Iterable[str]) -> None:
-    call(app, _marks, app, scopes)
+    redis_call(app, _marks, app, scopes)
 
 
 def _marks(app: str, scopes: Iterable[str]) -> None:
@@ -193,7 +195,7 @@ def bump(app: str, numbered: Iterable[tuple[str, int]], history: str) -> None:
     per shard. Tried even while this process's breaker is open: Redis may be back for the others.
     """
     # The client inside the call: on Redis Cluster, getting it connects, and may fail.
-    call(app, _bump, app, list(numbered), history, force=True)
+    redis_call(app, _bump, app, list(numbered), history, force=True)
 
 
 def _bump(app: str, numbered: list[tuple[str, int]], history: str) -> None:
@@ -218,7 +220,7 @@ def _bump_failed(app: str, numbered: list[tuple[str, int]], history: str, exc: B
         cache = cache_for(app)
         keys = [scope_generation_key(cache, scope) for scope, _ in numbered]
         with contextlib.suppress(CacheUnavailable):
-            call(app, cache.delete_many, keys, force=True)
+            redis_call(app, cache.delete_many, keys, force=True)
             return
     with contextlib.suppress(Exception):
         _mark_being_written(app, [scope for scope, _ in numbered])

@@ -51,7 +51,7 @@ class Meter:
         return self.total if self.measured else time.monotonic() - self.began
 
 
-# The meter of the call being made (calls.call), for the reads it makes: per context, like the scope.
+# The meter of the call being made (calls.redis_call), for the reads it makes: per context, like the scope.
 metering: ContextVar[Meter | None] = ContextVar("techbirdsfly_cache_meter", default=None)
 _TCP_INFO_TIMES = struct.Struct("III")  # tcpi_last_data_sent, _last_ack_sent, _last_data_recv: offset 44
 

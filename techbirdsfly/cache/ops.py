@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import cluster
-from .calls import CacheUnavailable, cache_for, call, client_for
+from .calls import CacheUnavailable, cache_for, client_for, redis_call
 from .policy import APPS
 
 _BATCH = 1000  # keys a SCAN step asks for, and an UNLINK removes at a time
@@ -33,7 +33,7 @@ def scan_keys(app: str, *, match: str = "*", count: int = 100, cursor: int = 0) 
         ttls = pipe.execute() if keys else []
         return int(next_cursor), [(k.decode(), int(t)) for k, t in zip(keys, ttls, strict=True) if t != -2]
 
-    return call(app, step)
+    return redis_call(app, step)
 
 
 def count_keys(app: str) -> int:
@@ -41,7 +41,7 @@ def count_keys(app: str) -> int:
 
     On Redis Cluster the alias's client is a RedisCluster, whose SCAN walks every primary.
     """
-    return call(app, lambda: sum(1 for _ in cache_for(app).iter_keys("*", itersize=_BATCH)))
+    return redis_call(app, lambda: sum(1 for _ in cache_for(app).iter_keys("*", itersize=_BATCH)))
 
 
 def clear_app(app: str) -> int:
@@ -68,12 +68,12 @@ def clear_app(app: str) -> int:
             deleted += client.unlink(*batch)
         return deleted
 
-    return call(app, clear)
+    return redis_call(app, clear)
 
 
 def ping(app: str = "auth") -> bool:
     try:
-        return call(app, lambda: cluster.ping_all(client_for(app)))
+        return redis_call(app, lambda: cluster.ping_all(client_for(app)))
     except CacheUnavailable:
         return False
 
@@ -95,6 +95,6 @@ def server_info(app: str = "auth") -> dict[str, Any] | None:
         }
 
     try:
-        return call(app, info)
+        return redis_call(app, info)
     except CacheUnavailable:
         return None

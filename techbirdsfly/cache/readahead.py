@@ -5,7 +5,7 @@ one for the data. The view knows from its URL which entries it will read (``cach
 view), and the authentication which entry names the user (the token's record). ``RequestRead``
 sends one MGET of them all, as the request arrives (``RequestCacheMiddleware``, middleware.py) or
 when the authentication asks, and each later read of one of those entries in the same request
-(``Slot.read``) takes its answer from it instead of asking Redis again. It lives on the request's
+(``EntryRead.read``) takes its answer from it instead of asking Redis again. It lives on the request's
 scope (scope.py) from its send to its release: ``close``, when the scope closes, is the one place
 that gives back a connection whose answer was never read.
 
@@ -29,17 +29,17 @@ from django.conf import settings
 from redis.exceptions import MaxConnectionsError
 
 from . import cluster, hot, replies
-from .calls import CacheUnavailable, cache_for, call, kind_of
+from .calls import CacheUnavailable, cache_for, kind_of, redis_call
 from .generations import entry_keys
 from .identity import ConnectEpoch
 from .rawio import Sent, send
 from .rawio import receive as receive_answer
 from .scope import current
 
-USER = "{uid}"  # in an Entry's key or scope: the id of the user the token's record names
+USER = "{uid}"  # in an EntryRef's key or scope: the id of the user the token's record names
 
 
-class Entry(NamedTuple):
+class EntryRef(NamedTuple):
     """One entry a request will read: its kind (so its app), its key and its scope."""
 
     kind: str
@@ -53,7 +53,7 @@ _users: dict[str, int] = {}
 _USERS_MAX = 10_000  # then it starts again
 
 
-def remember_user(user_from: Entry, user_id: int) -> None:
+def remember_user(user_from: EntryRef, user_id: int) -> None:
     """``user_from`` (a token's record) names ``user_id``: its ``USER`` entries can be read ahead."""
     key = _keys(user_from)[0]
     if _users.get(key) != user_id:
@@ -80,7 +80,7 @@ class RequestRead:
         self.answers: dict[str, bytes | None] | None = None
 
     @classmethod
-    def open(cls, entries: Sequence[Entry], user_from: Entry | None, *, early: bool) -> RequestRead | None:
+    def open(cls, entries: Sequence[EntryRef], user_from: EntryRef | None, *, early: bool) -> RequestRead | None:
         """Read ``entries`` and ``user_from`` (None when there is nothing to read).
 
         ``early``: send the command now and read its answer when it is needed (``receive``); None when
@@ -93,11 +93,11 @@ class RequestRead:
         read = cls(*planned)
         try:
             if early:
-                read.client, read.sent = call(read.app, _send, cache_for(read.app), read.keys)
+                read.client, read.sent = redis_call(read.app, _send, cache_for(read.app), read.keys)
                 if read.sent is None:
                     return None  # not sent: read when the authentication asks (``read_ahead``)
             else:
-                read.answers = call(read.app, _read, cache_for(read.app), read.keys)
+                read.answers = redis_call(read.app, _read, cache_for(read.app), read.keys)
         except CacheUnavailable:
             read.sent = None
         return read
@@ -108,7 +108,7 @@ class RequestRead:
         if sent is None:
             return
         try:
-            self.answers = call(self.app, self._answer, sent)
+            self.answers = redis_call(self.app, self._answer, sent)
         except CacheUnavailable:
             if not self.reading:  # skipped before reading (the breaker opened, the budget ran out)
                 _drop(sent)
@@ -131,7 +131,7 @@ class RequestRead:
         self.answers = None
 
 
-def send_ahead(entries: Sequence[Entry], *, user_from: Entry) -> None:
+def send_ahead(entries: Sequence[EntryRef], *, user_from: EntryRef) -> None:
     """Send the request's read now and read its answer when it is needed (outside a request: nothing)."""
     scope = current()
     if scope is not None:
@@ -139,7 +139,7 @@ def send_ahead(entries: Sequence[Entry], *, user_from: Entry) -> None:
         scope.read = RequestRead.open(entries, user_from, early=True)
 
 
-def read_ahead(entries: Sequence[Entry], *, user_from: Entry | None = None) -> None:
+def read_ahead(entries: Sequence[EntryRef], *, user_from: EntryRef | None = None) -> None:
     """Make sure the request's read is made: the one sent early, or this one now."""
     scope = current()
     if scope is None:
@@ -157,11 +157,11 @@ def take(keys: Sequence[str]) -> tuple[list[bytes | None], int] | None:
     return read.take(keys) if read is not None else None
 
 
-def _keys(entry: Entry) -> tuple[str, ...]:
+def _keys(entry: EntryRef) -> tuple[str, ...]:
     return entry_keys(cache_for(kind_of(entry.kind).app), entry.key, entry.scope)
 
 
-def _plan(entries: Sequence[Entry], user_from: Entry | None) -> tuple[str, list[str], int] | None:
+def _plan(entries: Sequence[EntryRef], user_from: EntryRef | None) -> tuple[str, list[str], int] | None:
     """The app whose Redis is read, the keys to read, and the servers-seen count (journal.trusted)."""
     first = user_from or (entries[0] if entries else None)
     if first is None:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 from django.conf import settings
 
 from . import clock, cluster, fills, hot, journal, readahead, stamps, stats
-from .calls import CacheUnavailable, cache_for, call, kind_of
+from .calls import CacheUnavailable, cache_for, kind_of, redis_call
 from .follower import follower
 from .generations import WRITING, claim, entry_keys, in_scope, in_transaction, is_current
 from .identity import ConnectEpoch
@@ -48,7 +48,7 @@ class Cached[T](NamedTuple):
     from_cache: bool
 
 
-class Slot:
+class EntryRead:
     """One cache entry of one app: its key, its scope's generation key, and the ways to fill it."""
 
     __slots__ = (
@@ -80,7 +80,7 @@ class Slot:
             raws, start = ahead
         else:
             start = ConnectEpoch.servers_seen
-            raws = call(self.app, self._mget, keys)
+            raws = redis_call(self.app, self._mget, keys)
         self.distrusted = not journal.trusted(start)
         if self.distrusted:
             self.generation = None
@@ -148,7 +148,7 @@ class Slot:
             stats.fill_poll(self.app).inc()
             try:
                 start = ConnectEpoch.servers_seen
-                raws = call(self.app, self._mget, keys)
+                raws = redis_call(self.app, self._mget, keys)
             except CacheUnavailable:
                 return None
             self.distrusted = not journal.trusted(start)
@@ -182,7 +182,9 @@ class Slot:
         entry = {"k": self.full_key, "v": result, "g": generation, "x": clock.now() + timeout, "d": round(delta, 6)}
         try:
             payload = self.cache.client._serializer.dumps(entry)
-            call(self.app, lambda: self.cache.client.get_client(write=True).set(self.full_key, payload, ex=timeout))
+            redis_call(
+                self.app, lambda: self.cache.client.get_client(write=True).set(self.full_key, payload, ex=timeout)
+            )
         except ValueTooLarge as exc:
             logger.warning("not caching %s (%s.%s): %s", self.key, self.app, self.policy.name, exc)
         except CacheUnavailable:
@@ -213,7 +215,7 @@ def get_or_compute[T](
     """
     policy = kind_of(kind)
     follower.ensure_running()
-    slot = Slot(policy, key, scope, fresh)
+    slot = EntryRead(policy, key, scope, fresh)
     copying = hot.eligible(policy, slot.cache, fresh)
     if copying:
         copy = hot.get(policy.app, key, scope)

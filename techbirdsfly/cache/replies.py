@@ -4,7 +4,7 @@ redis-py hands back whatever the server sent. Something that is not Redis (a fak
 wrong, whoever sits between the app and Redis) can answer an MGET with an integer, with fewer values
 than keys, or a script with arrays of another shape. Used as they came, such replies would raise
 TypeError or ValueError in the request: a 500. Raised as ``MalformedReply`` inside the layer's
-``call``, they are a broken server like one that does not answer: the breaker opens and the request
+``redis_call``, they are a broken server like one that does not answer: the breaker opens and the request
 goes on without Redis.
 
 Only the shape is checked here. What the values say (signature, key, expiry, generation) is the

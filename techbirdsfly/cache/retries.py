@@ -96,7 +96,7 @@ class Retries:
     def retry_once(self) -> bool:
         """Try every pending bump once; True when none is left.
 
-        Not through ``call``: a thread in the background neither opens nor closes the breaker the
+        Not through ``redis_call``: a thread in the background neither opens nor closes the breaker the
         requests share, nor adds to their error counts; the socket timeout bounds each attempt.
         """
         now = time.monotonic()

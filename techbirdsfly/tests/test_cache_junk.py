@@ -252,6 +252,6 @@ class HalfOpenProbeTests(CacheTestCase):
             raise KeyError("not Redis's doing")
 
         with self.assertRaises(KeyError):
-            calls.call("admin", bug)  # the probe
+            calls.redis_call("admin", bug)  # the probe
         self.assertTrue(breaker.is_open)
         self.assertTrue(breaker.allow(), "the next caller may probe")

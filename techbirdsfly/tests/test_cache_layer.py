@@ -608,7 +608,7 @@ class HitPathTests(CacheTestCase):
         client = calls.client_for("auth", write=False)
         with request_scope():  # as RequestCacheMiddleware does for a request
             began = time.monotonic()
-            calls.call("auth", client.mget, ["hit-path:a"])
+            calls.redis_call("auth", client.mget, ["hit-path:a"])
             took = time.monotonic() - began
             spent = calls.request_cache_seconds()
             self.assertLessEqual(spent, took)  # never more than the call's wall time...
@@ -616,5 +616,5 @@ class HitPathTests(CacheTestCase):
             # kernel saw Redis take, in TCP_INFO's whole milliseconds, which an instant answer keeps at 0 or 1.
             self.assertLessEqual(spent, FAST_READ)
             # ...and a read that waited on Redis (a 50 ms script) is charged that wait, from TCP_INFO.
-            calls.call("auth", client.eval, _BUSY_50_MS, 0)
+            calls.redis_call("auth", client.eval, _BUSY_50_MS, 0)
             self.assertGreater(calls.request_cache_seconds() - spent, 0.04)
