@@ -6,200 +6,40 @@ a free loopback port, points every cache alias at it and stops it at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import connections
 from django.test import TestCase, TransactionTestCase, tag
 from django.test.runner import DiscoverRunner
 from django.test.utils import override_settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rest_framework.test import APIClient
 
 from techbirdsfly.cache import generations, hot, journal
-from techbirdsfly.cache.calls import reset_breakers, set_breaker_clock
+from techbirdsfly.cache.calls import reset_breakers
 from techbirdsfly.probes import count_round_trips, flood
+from techbirdsfly.redis_process import RedisServer
 from techbirdsfly.servers import GunicornServer, free_port
+from techbirdsfly.test_measures import ManualClock, breaker_clock, cache_wait, fill_polls, polls_within
 
-__all__ = ["GunicornServer", "count_round_trips", "flood", "free_port"]  # re-exported: the tests import them from here
-
-
-class ManualClock:
-    """A monotonic clock that moves only when told to: ``advance(seconds)``."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-
-@contextlib.contextmanager
-def breaker_clock() -> Iterator[ManualClock]:
-    """Every cache breaker of this process reads a :class:`ManualClock` inside the block.
-
-    A test moves the clock past the cooldown (``clock.advance(...)``) instead of sleeping through it,
-    and an open breaker stays open, however slow the machine, until the test advances the clock.
-    """
-    clock = ManualClock()
-    previous = set_breaker_clock(clock)
-    try:
-        yield clock
-    finally:
-        set_breaker_clock(previous)
-
-
-def fill_polls(app: str) -> float:
-    """How many times this process has polled for an entry another caller was filling (``app``'s)."""
-    from prometheus_client import REGISTRY
-
-    return REGISTRY.get_sample_value("techbirdsfly_cache_fill_polls_total", {"app": app}) or 0.0
-
-
-def polls_within(seconds: float) -> int:
-    """The most polls one waiter for a peer's fill can make in ``seconds`` (techbirdsfly/cache/reads.py).
-
-    Each poll follows a sleep of at least its pause, so a busy machine only makes fewer: a bound on
-    polls holds where a bound on wall time would not.
-    """
-    from techbirdsfly.cache.reads import FILL_POLL_FIRST, FILL_POLL_LONGEST
-
-    polls, slept, pause = 0, 0.0, FILL_POLL_FIRST
-    while slept < seconds:
-        polls += 1
-        slept += pause
-        pause = min(pause * 2, FILL_POLL_LONGEST)
-    return polls
-
-
-def cache_wait(response: Any) -> float:
-    """Seconds the layer measured the request waiting on Redis: its ``Server-Timing: cache;dur=<ms>``.
-
-    What the request budget counts (techbirdsfly/cache/calls.py): Redis's answers, not the time a
-    thread waited for a CPU, so a test may bound it on a busy machine where it may not bound wall
-    time. ``response``: a test client's response, or a faults.load Reply.
-    """
-    timing = response.headers.get("server-timing", "")
-    for metric in timing.split(","):
-        name, _, params = metric.strip().partition(";")
-        if name == "cache" and params.startswith("dur="):
-            return float(params[4:]) / 1000
-    raise AssertionError(f"no cache duration in Server-Timing: {timing!r}")
-
-
-class RedisServer:
-    """A redis-server process of our own on loopback, which tests may stop, kill and restart."""
-
-    def __init__(self, port: int | None = None, *, args: list[str] | None = None, conf: Path | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not on PATH; the tests need it (Debian: apt-get install redis-server)")
-        self.binary = binary
-        self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="tbf-redis-"))
-        self.conf = conf
-        self.args = args or []
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self, **kwargs: Any) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
-
-    def start(self) -> RedisServer:
-        if self.process is not None and self.process.poll() is None:
-            return self  # already running (a second server could not bind the port anyway)
-        command = [self.binary]
-        if self.conf:
-            command.append(str(self.conf))
-        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
-        if not self.conf:
-            command += ["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"]
-        command += self.args
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 10.0, **client_kwargs: Any) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.client(**client_kwargs).ping():
-                    return
-            except redis.exceptions.AuthenticationError:
-                return
-            except redis.exceptions.RedisError:
-                if self.process and self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.process.returncode}") from None
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.02)
-
-    def stop(self, *, save: bool = False) -> None:
-        """Shut down; with ``save`` the dataset is written to dump.rdb first."""
-        if not self.process or self.process.poll() is not None:
-            return
-        # Without retries: redis-py 8 would otherwise retry the dropped connection with backoff, which
-        # makes every stop wait out the whole backoff.
-        with contextlib.suppress(redis.exceptions.ConnectionError):
-            self.client(retry=Retry(NoBackoff(), 0)).shutdown(save=save, nosave=not save)
-        self.process.wait(timeout=10)
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def pause(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGCONT)
-
-    def restart(self, *, from_dump: bool = False) -> RedisServer:
-        self.stop(save=from_dump)
-        if not from_dump:
-            (self.dir / "dump.rdb").unlink(missing_ok=True)
-        return self.start()
-
-    def ensure_running(self) -> None:
-        """Resume it if paused, start it if stopped or killed."""
-        self.resume()
-        if self.process is None or self.process.poll() is not None:
-            self.start()
-
-    def cleanup(self) -> None:
-        self.resume()
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+# Re-exported: the tests import them from here.
+__all__ = [
+    "GunicornServer",
+    "ManualClock",
+    "RedisServer",
+    "breaker_clock",
+    "cache_wait",
+    "count_round_trips",
+    "fill_polls",
+    "flood",
+    "free_port",
+    "polls_within",
+]
 
 
 def caches_at(url: str) -> dict[str, dict[str, Any]]:
