@@ -86,8 +86,7 @@ def load_probe() -> None:
     seconds = time.perf_counter() - began
     gc.collect()
     index = journal._index.latest
-    exact = sys.getsizeof(index) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in index.items())
-    print(f"{seconds:.3f} {_rss() - before} {len(index)} {exact}")
+    print(f"{seconds:.3f} {_rss() - before} {len(index)} {index.nbytes()}")
 
 
 def bench_index(sizes: list[tuple[int, int]]) -> list[str]:

@@ -46,6 +46,7 @@ from . import clock, journal_sql
 from .identity import ConnectEpoch
 from .journal_sql import HISTORY_APP, label
 from .policy import KINDS
+from .scope_numbers import ScopeNumbers
 
 __all__ = ["HISTORY_APP", "label"]
 
@@ -67,23 +68,26 @@ class _Index:
         self.lock = threading.Lock()  # held only to change the index, never across a database read
         self.reading = threading.Lock()  # one read of the journal at a time
         # scope's key -> newest id << _NOTED_BITS | ``notes`` when it was noted
-        self.latest: dict[int, int] = {}
+        self.latest = ScopeNumbers()
         self.notes = 0  # batches of rows noted so far
         self.history = ""  # the label of the history the numbers belong to (generations carry it)
         self.position: Any = None
         self.loaded = False
         self.synced_connects = -1  # ConnectEpoch.servers_seen when the last catch-up began
 
-    def note(self, rows: Iterable[tuple[int, str, str]]) -> None:
-        """Call with ``lock`` held."""
+    def note(self, rows: Iterable[tuple[int, str, str]], *, first: bool = False) -> None:
+        """Call with ``lock`` held. ``first``: a first read, one row per scope, into an empty index."""
         latest = self.latest
         self.notes += 1
         mark = self.notes & _NOTED
+        if first:
+            latest.load((_key(app, scope), row_id << _NOTED_BITS | mark) for row_id, app, scope in rows)
+            return
         for row_id, app, scope in rows:
             key = _key(app, scope)
             current = latest.get(key)
             if current is None or current >> _NOTED_BITS < row_id:
-                latest[key] = row_id << _NOTED_BITS | mark
+                latest.set(key, row_id << _NOTED_BITS | mark)
 
     def reset(self) -> None:
         with self.lock:
@@ -100,7 +104,7 @@ def _key(app: str, scope: str) -> int:
 def floor(app: str, scope: str) -> int:
     """The newest generation number of ``scope`` this process knows; 0 when none within WINDOW."""
     found = _index.latest.get(_key(app, scope))
-    return found >> _NOTED_BITS if found else 0
+    return found >> _NOTED_BITS if found is not None else 0
 
 
 def notes() -> int:
@@ -199,7 +203,7 @@ def catch_up(*, after_connects: int | None = None, session: Any = None) -> bool:
         with _index.lock:
             if renewed:
                 _index.latest.clear()
-            _index.note(read.rows)
+            _index.note(read.rows, first=position is None or renewed)
             _index.history = label(read.history)
             _index.position = read.position
             _index.loaded = True
@@ -218,7 +222,7 @@ def forget_old() -> None:
         if oldest is None:
             _index.latest.clear()
         else:
-            _index.latest = {key: value for key, value in _index.latest.items() if value >> _NOTED_BITS >= oldest}
+            _index.latest.keep(lambda value: value >> _NOTED_BITS >= oldest)
 
 
 def prune() -> int:
