@@ -12,13 +12,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from techbirdsfly.testing import free_port
+from techbirdsfly.tests.listening import wait_listening
 
 from .infra_nodes import INFRA
 
@@ -93,17 +92,8 @@ class NginxServer:
         self.process = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.error_log()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not listen within {timeout}s: {self.error_log()[-2000:]}")
+        wait_listening(self.process, self.port, timeout=timeout, name="nginx", log=self.error_log, stop=self.stop)
+        return self
 
     def error_log(self) -> str:
         path = self.dir / "error.log"

@@ -8,16 +8,15 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from techbirdsfly.servers import free_port
+from techbirdsfly.tests.listening import wait_listening
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 INI = Path(__file__).resolve().parents[2] / "infra" / "pgbouncer" / "pgbouncer.ini"
@@ -81,17 +80,10 @@ class PgBouncerServer:
             command[1:1] = ["-u", _unprivileged_user()]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited: {self.log.read_text()[-3000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"pgbouncer did not listen within {timeout}s: {self.log.read_text()[-3000:]}")
+        wait_listening(
+            self.process, self.port, timeout=timeout, name="pgbouncer", log=self.log.read_text, stop=self.stop
+        )
+        return self
 
     def show(self, what: str) -> list[dict[str, Any]]:
         """A SHOW command of pgbouncer's admin console (simple query protocol: a client-side cursor)."""
