@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -130,6 +133,16 @@ def test_redis() -> RedisServer:
     if server is None:
         raise RuntimeError("run the tests with manage.py test (RedisTestRunner)")
     return server
+
+
+def private_media_root(testcase: Any) -> Path:
+    """A MEDIA_ROOT of the test's own for the rest of it, removed afterwards."""
+    media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
+    testcase.addCleanup(shutil.rmtree, media, ignore_errors=True)
+    override = override_settings(MEDIA_ROOT=media)
+    override.enable()
+    testcase.addCleanup(override.disable)
+    return media
 
 
 class CommitAPIClient(APIClient):

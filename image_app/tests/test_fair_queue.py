@@ -7,17 +7,14 @@ in this process (a thread, with a gate that holds its first render), and as a ``
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import threading
 import unittest
 from datetime import timedelta
-from pathlib import Path
 from unittest import mock
 
 from django.db import connection, connections
-from django.test import override_settings, tag
+from django.test import tag
 from django.utils import timezone
 
 from auth_app.tests.factories import make_user
@@ -26,17 +23,13 @@ from image_app.generator import Generator
 from image_app.models import Image, QueueTurn
 from image_app.tests.factories import make_image
 from image_app.tests.test_worker_processes import Worker, wait_until
-from techbirdsfly.testing import LiveTestCase, server_env
+from techbirdsfly.testing import LiveTestCase, private_media_root, server_env
 
 
 class FairQueueTestCase(LiveTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
-        self.addCleanup(shutil.rmtree, self.media, ignore_errors=True)
-        media = override_settings(MEDIA_ROOT=self.media)
-        media.enable()
-        self.addCleanup(media.disable)
+        self.media = private_media_root(self)
         self.a, self.b = make_user(), make_user()
 
     def backlog(self, count: int = 10) -> list[Image]:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
-import tempfile
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from unittest import mock
 
 from django.core.management import call_command
@@ -25,7 +22,7 @@ from image_app.generator import Generator
 from image_app.models import Image
 from image_app.services import image_claim_next
 from image_app.tests.factories import make_image
-from techbirdsfly.testing import CacheTestCase
+from techbirdsfly.testing import CacheTestCase, private_media_root
 
 
 class MediaTestCase(CacheTestCase):
@@ -33,11 +30,7 @@ class MediaTestCase(CacheTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
-        self.addCleanup(shutil.rmtree, self.media, ignore_errors=True)
-        media = override_settings(MEDIA_ROOT=self.media)
-        media.enable()
-        self.addCleanup(media.disable)
+        self.media = private_media_root(self)
         self.owner = make_user()
 
     def run_once(self) -> int:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import unittest
 from datetime import timedelta
 from pathlib import Path
 
 from django.db import connection, connections, transaction
-from django.test import override_settings
 from django.utils import timezone
 
 from auth_app.tests.factories import make_token, make_user
@@ -20,7 +17,7 @@ from image_app import services
 from image_app.generator import Generator
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.testing import CacheTestCase, LiveTestCase
+from techbirdsfly.testing import CacheTestCase, LiveTestCase, private_media_root
 
 URL = "/api/images"
 
@@ -167,12 +164,7 @@ class ListCacheTests(ImageListTestCase):
 class DeleteTests(ImageListTestCase):
     def setUp(self) -> None:
         super().setUp()
-        media = Path(tempfile.mkdtemp(prefix="tbf-media-"))
-        self.addCleanup(shutil.rmtree, media, ignore_errors=True)
-        settings_override = override_settings(MEDIA_ROOT=media)
-        settings_override.enable()
-        self.addCleanup(settings_override.disable)
-        self.media = media
+        self.media = private_media_root(self)
         self.account = make_account(self.owner)
         self.image = make_image(owner=self.owner, account=self.account)
         self.url = f"{URL}/{self.image.pk}"

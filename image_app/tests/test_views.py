@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
-import tempfile
 from decimal import Decimal
 
 from django.test import override_settings
@@ -17,7 +15,7 @@ from billing_app.tests.factories import make_account
 from image_app.generator import Generator
 from image_app.models import Image
 from image_app.tests.factories import make_image
-from techbirdsfly.testing import CacheTestCase, CommitAPIClient
+from techbirdsfly.testing import CacheTestCase, CommitAPIClient, private_media_root
 
 CHECKSUM = "ab" * 32
 
@@ -287,11 +285,7 @@ class PatchTests(ImageAPITestCase):
 class ResultTests(ImageAPITestCase):
     def setUp(self) -> None:
         super().setUp()
-        media = tempfile.mkdtemp(prefix="tbf-media-")
-        self.addCleanup(shutil.rmtree, media, ignore_errors=True)
-        settings_override = override_settings(MEDIA_ROOT=media)
-        settings_override.enable()
-        self.addCleanup(settings_override.disable)
+        private_media_root(self)
         self.image = make_image(owner=self.owner, width=200, height=120, style="rays")
         self.url = f"/api/images/{self.image.pk}/result"
 
