@@ -6,7 +6,8 @@ tbf_scale_bench, migrated here) and a private redis-server:
 - index: a new process's first read of the journal with 100,000 and 1,000,000 scopes in the window
   (and 1,000,000 rows over 100,000 scopes): seconds, resident memory added, bytes per scope;
 - push: commit -> seen latency (p50, p99) of pushed rows with 10/50/90 listening followers at
-  10/100/1000 writes/s, and PostgreSQL's CPU meanwhile (all its processes, from /proc);
+  10/100/1000 writes/s, the listening sessions spread over ``--listener-processes`` processes (4), and
+  PostgreSQL's CPU meanwhile (all its processes, from /proc);
 - poll: PostgreSQL's CPU for the followers' backstop poll, idle;
 - idle: the CPU of a gunicorn with 5 workers (followers running, no requests) over 10 s.
 
@@ -17,12 +18,13 @@ whose ``max_connections`` is over 200.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -106,90 +108,146 @@ def bench_index(sizes: list[tuple[int, int]]) -> list[str]:
     return lines
 
 
-def bench_push(followers: list[int], rates: list[int], seconds: float) -> list[str]:
-    import psycopg
+def _connect_params() -> dict:
+    """psycopg's connection arguments for the benchmark's database, as Django builds them."""
     from django.db import connection
-
-    from techbirdsfly.cache import journal_sql
 
     params = connection.get_connection_params()
     for django_only in ("cursor_factory", "context"):
         params.pop(django_only, None)
+    return params
+
+
+def bench_push(followers: list[int], rates: list[int], seconds: float, processes: int = 4) -> list[str]:
+    """Commit -> seen with ``followers`` listening sessions spread over ``processes`` processes."""
     lines = []
     for count in followers:
-        listeners = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
-        for listener in listeners:
-            listener.execute(f"LISTEN {journal_sql.CHANNEL}")
-        for rate in rates:
-            lines.append(_push_round(params, listeners, count, rate, seconds))
-            print(lines[-1], flush=True)
-        for listener in listeners:
-            listener.close()
+        with Listeners(_connect_params(), count, min(processes, count)) as listeners:
+            for rate in rates:
+                lines.append(_push_round(listeners, rate, seconds))
+                print(lines[-1], flush=True)
     return lines
 
 
-def _push_round(params: dict, listeners: list, count: int, rate: int, seconds: float) -> str:
+class Listeners:
+    """``count`` listening sessions in ``processes`` processes of their own, each waiting on its
+    sessions' sockets with one ``select`` and reading what is ready with ``notifies(timeout=0)``, as
+    the follower does (techbirdsfly/cache/follower.py). Separate processes, so that the listeners do not
+    share one interpreter lock, as the followers of separate workers do not."""
+
+    def __init__(self, params: dict, count: int, processes: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited sockets
+        shares = [count // processes + (i < count % processes) for i in range(processes)]
+        self.count, self.pipes, self.processes = count, [], []
+        for share in shares:
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_listen_process, args=(params, share, theirs), daemon=True)
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    def __enter__(self) -> Listeners:
+        for pipe in self.pipes:
+            if not pipe.poll(60) or pipe.recv() != "listening":
+                raise RuntimeError("a listener process did not start")
+        return self
+
+    def take(self) -> list[float]:
+        """Every commit -> seen latency (seconds) received since the last call."""
+        for pipe in self.pipes:
+            pipe.send("take")
+        return [latency for pipe in self.pipes for latency in pipe.recv()]
+
+    def __exit__(self, *exc: object) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send("quit")
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
+def _listen_process(params: dict, count: int, pipe: Any) -> None:
+    """One listener process: the latency of each notification, from the writer's stamp in its scope."""
+    import select
+
     import psycopg
 
     from techbirdsfly.cache import journal_sql
 
-    sent: dict[str, float] = {}
+    sessions = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
+    for session in sessions:
+        session.execute(f"LISTEN {journal_sql.CHANNEL}")
+    by_socket = {session.pgconn.socket: session for session in sessions}
     latencies: list[float] = []
-    lock = threading.Lock()
-    stop = threading.Event()
+    pipe.send("listening")
+    while True:
+        readable, _, _ = select.select([pipe.fileno(), *by_socket], [], [], 1.0)
+        for fd in readable:
+            if fd == pipe.fileno():
+                continue
+            for notice in by_socket[fd].notifies(timeout=0):
+                seen = time.monotonic_ns()
+                stamp = notice.payload.rsplit("-", 1)[-1]
+                if stamp.isdigit():
+                    latencies.append((seen - int(stamp)) / 1e9)
+        if pipe.fileno() in readable:
+            message = pipe.recv()
+            if message == "quit":
+                break
+            pipe.send(latencies)
+            latencies = []
+    for session in sessions:
+        session.close()
 
-    def listen(conn: psycopg.Connection) -> None:
-        while not stop.is_set():
-            for notice in conn.notifies(timeout=0.2):
-                seen = time.monotonic()
-                scope = notice.payload.rsplit(" ", 1)[-1]
-                with lock:
-                    if scope in sent:
-                        latencies.append(seen - sent[scope])
 
-    threads = [threading.Thread(target=listen, args=(c,), daemon=True) for c in listeners]
-    for thread in threads:
-        thread.start()
-    writer = psycopg.connect(**params)
+def _push_round(listeners: Listeners, rate: int, seconds: float) -> str:
+    """One writer committing journal rows at ``rate`` a second; each scope carries its send time."""
+    import psycopg
+
+    from techbirdsfly.cache import journal_sql
+
+    listeners.take()  # nothing left over from an earlier round
+    writer = psycopg.connect(**_connect_params())
     cpu_before = postgres_cpu()
     began = time.monotonic()
     n = 0
     while time.monotonic() - began < seconds:
-        scope = f"billing:account:push-{rate}-{n}"
+        # Stamped before the statement is sent: the latency includes the INSERT and the commit.
+        scope = f"billing:account:push-{rate}-{n}-{time.monotonic_ns()}"
         params_row = {"app": "billing", "scopes": [scope], "channel": journal_sql.CHANNEL, "max": 7900}
         writer.execute(journal_sql._RECORD, params_row)
-        sent[scope] = time.monotonic()
         writer.commit()
         n += 1
         pause = began + n / rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)
     elapsed = time.monotonic() - began
-    time.sleep(0.3)
+    time.sleep(0.5)  # the last notifications on their way
     cpu = postgres_cpu_since(cpu_before) / elapsed
-    stop.set()
-    for thread in threads:
-        thread.join(2)
     writer.close()
-    latencies.sort()
+    latencies = sorted(listeners.take())
+    expected = n * listeners.count
     p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
     p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    worst = latencies[-1] * 1000 if latencies else float("nan")
     return (
-        f"  push, {count} followers, {rate} writes/s (ran {n / elapsed:.0f}/s): commit -> seen p50 {p50:.1f} ms,"
-        f" p99 {p99:.1f} ms ({len(latencies):,} deliveries); PostgreSQL {cpu * 100:.1f}% of a CPU"
+        f"  push, {listeners.count} followers in {len(listeners.processes)} processes, {rate} writes/s"
+        f" (ran {n / elapsed:.0f}/s): commit -> seen p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
+        f" ({len(latencies):,} of {expected:,} deliveries); PostgreSQL {cpu * 100:.1f}% of a CPU"
     )
 
 
 def bench_poll(followers: list[int], interval: float, seconds: float) -> list[str]:
     """``count`` followers polling every ``interval`` s (the prepared backstop read), nothing written."""
     import psycopg
-    from django.db import connection
 
     from techbirdsfly.cache import journal_sql
 
-    params = connection.get_connection_params()
-    for django_only in ("cursor_factory", "context"):
-        params.pop(django_only, None)
+    params = _connect_params()
     lines = []
     for count in followers:
         conns = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
@@ -300,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         default="10,50,90",
         help="listening followers of the push and poll parts (200 needs a server whose max_connections is over 200)",
     )
+    parser.add_argument(
+        "--listener-processes",
+        type=int,
+        default=4,
+        help="processes the push part's listening sessions are spread over (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.load_probe:
         load_probe()
@@ -342,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_index([(100_000, 100_000), (1_000_000, 1_000_000), (1_000_000, 100_000)])
         followers = [int(count) for count in args.followers.split(",")]
         if "push" in parts:
-            bench_push(followers, [10, 100, 1000], 3.0)
+            bench_push(followers, [10, 100, 1000], 3.0, args.listener_processes)
         if "poll" in parts:
             bench_poll(followers, 1.0, 5.0)
         if "idle" in parts:
