@@ -65,10 +65,16 @@ class BearerTokenAuthentication(BaseAuthentication):
         return cache.token_entry(digest) if digest is not None else None
 
     def authenticate(self, request: Request) -> tuple[TokenUser, AccessToken] | None:
-        raw = bearer_token(request)
-        if raw is None:
-            return None
-        digest = _checked_hash(request, raw)
+        # The header as ``read_ahead_entry`` parsed and checked it, when the request's read was sent
+        # as it arrived; otherwise parsed here.
+        checked = getattr(getattr(request, "_request", request), "bearer_checked", None)
+        if checked is not None:
+            raw, digest = checked
+        else:
+            raw = bearer_token(request)
+            if raw is None:
+                return None
+            digest = checked_hash(raw)
         if digest is None:  # made up or mistyped: refused before any Redis command or SQL query
             raise AuthenticationFailed("Invalid, expired or revoked token.")
         _read_ahead(request, digest)
@@ -80,14 +86,6 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
-
-
-def _checked_hash(request: Request, raw: str) -> str | None:
-    """tokens.checked_hash of ``raw``, or what ``read_ahead_entry`` found checking this request's header."""
-    checked = getattr(getattr(request, "_request", request), "bearer_checked", None)
-    if checked is not None and checked[0] == raw:
-        return checked[1]
-    return checked_hash(raw)
 
 
 def _read_ahead(request: Request, digest: str) -> None:

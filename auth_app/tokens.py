@@ -58,8 +58,34 @@ def token_checked(raw: str) -> bool:
 
 
 def checked_hash(raw: str) -> str | None:
-    """The hash to look ``raw`` up by, or None for a token that fails ``token_checked``."""
-    return token_hash(raw) if token_checked(raw) else None
+    """The hash to look ``raw`` up by, or None for a token that fails ``token_checked``.
+
+    A client sends the same token on every request, and its MAC is the costliest step of a warm
+    hit's authentication: the hashes of tokens whose MAC verified are remembered, per set of keys (a
+    change to SECRET_KEY or its fallbacks starts afresh), so a token's next request costs a set
+    lookup. Only hashes are kept, as Redis's keys hold them; tokens without a MAC are checked each
+    time, as whether they may be live depends on the time.
+    """
+    digest = token_hash(raw)
+    keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    verified = _verified.get(keys)
+    if verified is None:
+        _verified.clear()
+        verified = _verified[keys] = set()
+    if digest in verified:
+        return digest
+    if not token_checked(raw):
+        return None
+    if len(raw) == _LENGTH:  # a MAC'd token (a legacy one is shorter)
+        if len(verified) >= _VERIFIED_MAX:
+            verified.clear()
+        verified.add(digest)
+    return digest
+
+
+# checked_hash's memory: the keys it was verified with -> hashes of tokens whose MAC verified.
+_verified: dict[tuple[str, ...], set[str]] = {}
+_VERIFIED_MAX = 10_000  # then it starts again
 
 
 def token_hash(raw: str) -> str:

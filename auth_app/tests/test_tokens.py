@@ -198,10 +198,30 @@ class FallbackKeyTests(CacheTestCase):
 class OneCheckPerRequestTests(CacheTestCase):
     def test_a_cached_get_checks_its_token_once_though_the_middleware_and_the_authentication_both_need_it(self):
         token = make_token(make_user(email="once@example.com"))
-        self.api.bearer(token).get("/api/auth/me")
         with mock.patch.object(tokens, "_mac", wraps=tokens._mac) as mac:
             self.assertEqual(self.api.bearer(token).get("/api/auth/me").status_code, 200)
         self.assertEqual(mac.call_count, 1)
         with mock.patch.object(tokens, "_mac", wraps=tokens._mac) as mac:
             self.assertEqual(self.api.bearer(token[:-1] + "!").get("/api/auth/me").status_code, 401)
         self.assertEqual(mac.call_count, 1 + len(settings.SECRET_KEY_FALLBACKS))  # each key tried, once
+
+    def test_a_verified_token_is_remembered_and_a_made_up_one_never_is(self):
+        token = make_token(make_user(email="again@example.com"))
+        self.assertEqual(self.api.bearer(token).get("/api/auth/me").status_code, 200)
+        made_up = token[:-1] + ("A" if token[-1] != "A" else "B")
+        with mock.patch.object(tokens, "_mac", wraps=tokens._mac) as mac:
+            self.assertEqual(self.api.bearer(token).get("/api/auth/me").status_code, 200)
+            self.assertEqual(mac.call_count, 0)  # its hash is remembered as verified
+            for _ in range(2):
+                self.assertEqual(self.api.bearer(made_up).get("/api/auth/me").status_code, 401)
+            self.assertEqual(mac.call_count, 2 * (1 + len(settings.SECRET_KEY_FALLBACKS)))
+
+    def test_what_is_remembered_goes_with_the_keys_it_was_verified_with(self):
+        with override_settings(SECRET_KEY=OLD_KEY):
+            token = new_token()
+        with override_settings(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[OLD_KEY]):
+            self.assertIsNotNone(tokens.checked_hash(token))
+            self.assertIsNotNone(tokens.checked_hash(token))  # remembered
+        with override_settings(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[]):  # the old key retired
+            self.assertIsNone(tokens.checked_hash(token))
+            self.assertFalse(token_checked(token))
