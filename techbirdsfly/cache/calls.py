@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import stats
 from .breaker import CircuitBreaker
-from .metering import Meter, metering
+from .metering import Meter
 from .policy import APPS, KINDS, Kind
 from .scope import current, is_unbudgeted
 from .serializers import CorruptValue, ValueTooLarge
@@ -156,33 +156,35 @@ def redis_call[T](app: str, fn: Callable[..., T], *args: Any, force: bool = Fals
         stats.error(app).inc()
         raise CacheUnavailable("circuit open")
     scope = current()
-    spent = scope.spent if scope is not None else None  # None: outside a request, nothing is charged
+    if scope is None:  # outside a request: no budget, nothing charged, socket timeouts only
+        return _attempt(app, breaker, None, fn, *args, **kwargs)
     left = None
-    if spent is not None and not force and not is_unbudgeted():
-        left = settings.CACHE_REQUEST_BUDGET - spent
+    if not force and not is_unbudgeted():
+        left = settings.CACHE_REQUEST_BUDGET - scope.spent
         if left <= 0:
             stats.error(app).inc()
             raise CacheUnavailable("this request has spent its time on Redis")
     # What is left of the budget caps each read of this call (metering.Meter), so a slow Redis
     # cannot hold the request a socket timeout past its budget.
-    meter = Meter(left, charged=spent is not None)
-    token = metering.set(meter)
+    meter = Meter(left)
+    outer, scope.meter = scope.meter, meter
     try:
         result = _attempt(app, breaker, meter, fn, *args, **kwargs)
     except BaseException:
         # A call that failed (a timeout, a refused connection) was waiting on Redis all along, up to
         # the timeout that ended it: a thread that then waited for a CPU is not charged that wait.
         timeout = meter.timeout if meter.timeout is not None else settings.REDIS_SOCKET_CONNECT_TIMEOUT
-        _charge(min(time.monotonic() - meter.began, meter.waited() + (timeout or 0.0)))
+        scope.spent += min(time.monotonic() - meter.began, meter.waited() + (timeout or 0.0))
         raise
     finally:
-        metering.reset(token)
-    if spent is not None:
-        _charge(meter.waited())
+        scope.meter = outer
+    scope.spent += meter.waited()
     return result
 
 
-def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def _attempt[T](
+    app: str, breaker: CircuitBreaker, meter: Meter | None, fn: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
     try:
         result = fn(*args, **kwargs)
     except (ValueTooLarge, CorruptValue):
@@ -200,11 +202,11 @@ def _attempt[T](app: str, breaker: CircuitBreaker, meter: Meter, fn: Callable[..
         raise CacheUnavailable(str(exc)) from exc
     except _UNAVAILABLE as exc:
         stats.error(app).inc()
-        if meter.capped and _timed_out(exc):
+        if meter is not None and meter.capped and _timed_out(exc):
             # This request's budget ran out while Redis was answering: it goes on without Redis, but
             # nothing says Redis is down for the other requests, so a closed breaker stays closed; a
             # probe that ran out proved nothing either way, and another is tried after the cooldown.
-            # (The call is charged its whole cap below: nothing is left of the budget.)
+            # (The call is charged its whole cap: nothing is left of the budget.)
             breaker.inconclusive()
             raise CacheUnavailable("this request's time on Redis ran out") from exc
         breaker.failure(exc)
@@ -234,10 +236,3 @@ def request_cache_seconds() -> float | None:
     """The time the current HTTP request has waited on Redis so far; None outside a request."""
     scope = current()
     return scope.spent if scope is not None else None
-
-
-def _charge(seconds: float) -> None:
-    # Outside a request (commands, workers, tests calling the layer directly) there is no budget.
-    scope = current()
-    if scope is not None:
-        scope.spent += seconds

@@ -19,6 +19,7 @@ At most one follower per process: it starts with the first cached read, and agai
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import time
@@ -41,25 +42,36 @@ PRUNE_EVERY = 60.0
 class _Follower:
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
+        # True from the thread's start to its end, and False in a forked child, where the parent's
+        # thread does not run: the check every cached read makes, one attribute instead of is_alive().
+        self._running = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.listening = False  # listening for pushed rows, after a first poll
         self.pushed = 0  # rows noted from notifications
 
     def ensure_running(self) -> None:
-        thread = self._thread
-        if thread is not None and thread.is_alive():
+        if self._running:
             return
         interval = settings.CACHE_JOURNAL_POLL
         if interval <= 0:
             return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
+            if not self._running:  # none yet, ended, or lost in a fork
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, args=(interval,), name="cache-journal-follower", daemon=True
                 )
-                self._thread.start()
+                self._running = True  # before the start: a thread that ends at once says so itself
+                try:
+                    self._thread.start()
+                except BaseException:
+                    self._running = False
+                    raise
+
+    def _forked(self) -> None:
+        self._running = False
+        self._lock = threading.Lock()  # the parent's may have been held by another of its threads
 
     def stop(self) -> None:
         """Stop the thread and close its connections (tests; a process that ends)."""
@@ -103,6 +115,7 @@ class _Follower:
                         _release()
         finally:
             self.listening = False
+            self._running = False
             if listener is not None:
                 listener.close()
             connections.close_all()
@@ -165,3 +178,4 @@ def _usable(listener: psycopg.Connection[Any] | None) -> psycopg.Connection[Any]
 
 
 follower = _Follower()
+os.register_at_fork(after_in_child=follower._forked)

@@ -95,8 +95,25 @@ def is_current(generation: Any, floor: int, history: str) -> bool:
     """Is ``generation`` of this history, and not older than the journal's newest number ``floor``?"""
     if not isinstance(generation, str):
         return False
+    parsed = _parsed.get(generation)
+    if parsed is None:
+        parsed = _parse(generation)
+    return parsed[0] >= floor and parsed[1] == history
+
+
+def _parse(generation: str) -> tuple[int, str | None]:
+    """(number, history) of a generation; (-1, None), never current, for anything malformed."""
     parts = generation.split(".")
-    return len(parts) == 3 and parts[0].isdigit() and int(parts[0]) >= floor and parts[1] == history
+    parsed = (int(parts[0]), parts[1]) if len(parts) == 3 and parts[0].isdigit() else (-1, None)
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[generation] = parsed
+    return parsed
+
+
+# Generations as parsed: a warm hit checks the same few again and again.
+_parsed: dict[str, tuple[int, str | None]] = {}
+_PARSED_MAX = 10_000  # then it starts again
 
 
 def claim(app: str, gen_key: str, read: bytes | None, number: int, history: str) -> str | None:

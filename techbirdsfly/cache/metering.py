@@ -14,29 +14,32 @@ import math
 import socket
 import struct
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from redis.connection import Connection, SSLConnection
 
+from .scope import current
+
 
 class Meter:
-    """One cache-layer call: its Redis round trips' waits, and the timeout cap of its reads."""
+    """One cache-layer call within a request: its Redis round trips' waits, charged to the request's
+    budget, and the timeout cap of its reads (None: uncapped)."""
 
-    __slots__ = ("began", "cap", "capped", "charged", "measured", "timeout", "total", "trips")
+    __slots__ = ("began", "cap", "capped", "measured", "timeout", "total", "trips")
 
-    def __init__(self, cap: float | None, *, charged: bool) -> None:
+    def __init__(self, cap: float | None) -> None:
         self.began = time.monotonic()
         self.cap = cap
-        self.charged = charged  # inside a request: what it waits is charged to the request's budget
         self.capped = False
         self.measured = True  # False once a read could not be timed by the kernel
         self.timeout: float | None = None  # the last read's timeout
         self.total = 0.0
-        self.trips: dict[int, tuple[int, float]] = {}  # connection -> (sent at, ms; wait, s)
+        self.trips: dict[int, tuple[int, float]] | None = None  # connection -> (sent at, ms; wait, s)
 
     def record(self, connection: int, sent_at: int, wait: float) -> None:
         # The replies of one pipeline are read one by one; they are one round trip (one send).
+        if self.trips is None:
+            self.trips = {}
         previous = self.trips.get(connection)
         if previous is not None and abs(previous[0] - sent_at) <= 1:
             if wait > previous[1]:
@@ -51,8 +54,6 @@ class Meter:
         return self.total if self.measured else time.monotonic() - self.began
 
 
-# The meter of the call being made (calls.redis_call), for the reads it makes: per context, like the scope.
-metering: ContextVar[Meter | None] = ContextVar("techbirdsfly_cache_meter", default=None)
 _TCP_INFO_TIMES = struct.Struct("III")  # tcpi_last_data_sent, _last_ack_sent, _last_data_recv: offset 44
 
 
@@ -75,8 +76,10 @@ FAST_READ = 0.001
 
 
 def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
-    """``read(connection, ...)`` capped by, and charged to, the calling thread's ``Meter`` if any."""
-    meter = metering.get()
+    """``read(connection, ...)`` capped by, and charged to, the ``Meter`` of the call being made in this
+    request (calls.redis_call keeps it on the request's scope), if any."""
+    scope = current()
+    meter = scope.meter if scope is not None else None
     if meter is None:
         return read(connection, *args, **kwargs)
     meter.timeout = kwargs.get("timeout", connection.socket_timeout)
@@ -88,12 +91,11 @@ def metered_read(connection: Any, read: Any, *args: Any, **kwargs: Any) -> Any:
             meter.capped = True
     began = time.monotonic()
     response = read(connection, *args, **kwargs)
-    if meter.charged:
-        took = time.monotonic() - began
-        if took < FAST_READ:
-            meter.total += took
-        elif connection._sock is not None:
-            _round_trip(connection, meter)
+    took = time.monotonic() - began
+    if took < FAST_READ:
+        meter.total += took
+    elif connection._sock is not None:
+        _round_trip(connection, meter)
     return response
 
 

@@ -47,19 +47,19 @@ class EntryRef(NamedTuple):
     scope: str | None = None
 
 
-# The user each token record this process has read names, by the record's Redis key: a token never
-# changes hands, so this only says which keys to read ahead; the reader still checks what it reads.
+# The user each token record this process has read names, by the record's key (which holds the
+# token's hash): a token never changes hands, so this only says which keys to read ahead; the reader
+# still checks what it reads.
 _users: dict[str, int] = {}
 _USERS_MAX = 10_000  # then it starts again
 
 
 def remember_user(user_from: EntryRef, user_id: int) -> None:
     """``user_from`` (a token's record) names ``user_id``: its ``USER`` entries can be read ahead."""
-    key = _keys(user_from)[0]
-    if _users.get(key) != user_id:
+    if _users.get(user_from.key) != user_id:
         if len(_users) >= _USERS_MAX:
             _users.clear()
-        _users[key] = user_id
+        _users[user_from.key] = user_id
 
 
 class RequestRead:
@@ -121,8 +121,11 @@ class RequestRead:
         """The answers for ``keys`` (each used once) and the servers-seen count they were read at."""
         self.receive()
         answers = self.answers
-        if not answers or any(key not in answers for key in keys):
+        if not answers:
             return None
+        for key in keys:
+            if key not in answers:
+                return None
         return [answers.pop(key) for key in keys], self.start
 
     def close(self) -> None:
@@ -169,7 +172,7 @@ def _plan(entries: Sequence[EntryRef], user_from: EntryRef | None) -> tuple[str,
     app = kind_of(first.kind).app
     location = settings.CACHES[app]["LOCATION"]
     keys: list[str] = list(_keys(user_from)) if user_from else []
-    user = _users.get(keys[0]) if keys else None
+    user = _users.get(user_from.key) if user_from else None
     for entry in entries:
         entry_app = kind_of(entry.kind).app
         if settings.CACHES[entry_app]["LOCATION"] != location:

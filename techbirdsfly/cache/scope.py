@@ -11,24 +11,40 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 
 class RequestScope:
-    """The time a request has waited on Redis (``spent``) and its read-ahead (readahead.RequestRead)."""
+    """The time a request has waited on Redis (``spent``), its read-ahead (readahead.RequestRead) and
+    the meter of the Redis call it is making (metering.Meter).
 
-    __slots__ = ("read", "spent")
+    A context manager: the request's scope from ``__enter__`` to ``__exit__``, which closes it.
+    """
+
+    __slots__ = ("_token", "meter", "read", "spent")
 
     def __init__(self) -> None:
         self.spent = 0.0
         self.read: Any = None
+        self.meter: Any = None  # the Meter of the Redis call being made (calls.redis_call), if any
+        self._token: Token[RequestScope | None] | None = None
 
     def close(self) -> None:
         """The one release path of what the request holds: a read whose answer was never taken."""
         read, self.read = self.read, None
         if read is not None:
             read.close()
+
+    def __enter__(self) -> RequestScope:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.close()
+        finally:
+            _current.reset(self._token)  # type: ignore[arg-type]
 
 
 _current: ContextVar[RequestScope | None] = ContextVar("techbirdsfly_cache_request", default=None)
@@ -40,15 +56,9 @@ def current() -> RequestScope | None:
     return _current.get()
 
 
-@contextlib.contextmanager
-def request_scope() -> Iterator[RequestScope]:
-    scope = RequestScope()
-    token = _current.set(scope)
-    try:
-        yield scope
-    finally:
-        scope.close()
-        _current.reset(token)
+def request_scope() -> RequestScope:
+    """A new request's scope, to be entered (``with request_scope():``) around the whole request."""
+    return RequestScope()
 
 
 def is_unbudgeted() -> bool:
