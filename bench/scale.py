@@ -9,7 +9,8 @@ tbf_scale_bench, migrated here) and a private redis-server:
   10/100/1000 writes/s, the listening sessions spread over ``--listener-processes`` processes (4), and
   PostgreSQL's CPU meanwhile (all its processes, from /proc);
 - poll: PostgreSQL's CPU for the followers' backstop poll, idle;
-- idle: the CPU of a gunicorn with 5 workers (followers running, no requests) over 10 s.
+- idle: the CPU of a gunicorn with 5 workers (followers running, no requests) over 60 s (CPU time is
+  counted in ticks of 10 ms: over 10 s, one tick is 0.1% of a CPU).
 
 ``--followers`` sets the counts of the push and poll parts (10, 50 and 90); 200 needs a server
 whose ``max_connections`` is over 200.
@@ -275,6 +276,9 @@ def bench_poll(followers: list[int], interval: float, seconds: float) -> list[st
 
 
 def bench_idle(seconds: float) -> list[str]:
+    """Two gunicorns of 5 workers idle over the same ``seconds``: one whose followers listen and poll
+    (the default CACHE_JOURNAL_POLL), and the same server with no follower, for what gunicorn and
+    Django cost idle by themselves."""
     from auth_app.models import User
     from auth_app.services import token_pair_issue
     from techbirdsfly.servers import GunicornServer
@@ -290,25 +294,33 @@ def bench_idle(seconds: float) -> list[str]:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CACHE_JOURNAL_POLL": "1.0",  # the default (this process runs without a follower)
     }
-    server = GunicornServer(env=env, workers=5).start()
+    followed = GunicornServer(env=env, workers=5).start()
+    bare = None
     try:
+        bare = GunicornServer(env={**env, "CACHE_JOURNAL_POLL": "0"}, workers=5).start()
         listening = 0
         for _ in range(200):  # until every worker has read the cache once: its follower listens
-            status, _ = http_json(server.url, "GET", "/api/auth/me", token=token)
+            status, _ = http_json(followed.url, "GET", "/api/auth/me", token=token)
             assert status == 200, status
             listening = _listening_followers()
             if listening >= 5:
                 break
+        for _ in range(50):  # the other's workers warmed alike
+            http_json(bare.url, "GET", "/api/auth/me", token=token)
         time.sleep(2)
-        pids = [server.process.pid, *_children(server.process.pid)]
-        cpu = process_cpu_seconds(pids)
+        servers = {"followers": followed, "none": bare}
+        pids = {name: [server.process.pid, *_children(server.process.pid)] for name, server in servers.items()}
+        before = {name: process_cpu_seconds(group) for name, group in pids.items()}
         time.sleep(seconds)
-        cpu = process_cpu_seconds(pids) - cpu
+        cpu = {name: process_cpu_seconds(group) - before[name] for name, group in pids.items()}
     finally:
-        server.stop()
+        followed.stop()
+        if bare is not None:
+            bare.stop()
     line = (
-        f"  idle gunicorn, {len(pids) - 1} workers ({listening} followers listening), no requests:"
-        f" {cpu / seconds * 100:.2f}% of a CPU over {seconds:g} s"
+        f"  idle gunicorn, {len(pids['followers']) - 1} workers ({listening} followers listening), no requests:"
+        f" {cpu['followers'] / seconds * 100:.2f}% of a CPU over {seconds:g} s;"
+        f" the same server without followers, over the same time: {cpu['none'] / seconds * 100:.2f}%"
     )
     print(line, flush=True)
     return [line]
@@ -364,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="processes the push part's listening sessions are spread over (default: %(default)s)",
     )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60.0, help="how long the idle part measures (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.load_probe:
         load_probe()
@@ -410,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         if "poll" in parts:
             bench_poll(followers, 1.0, 5.0)
         if "idle" in parts:
-            bench_idle(10.0)
+            bench_idle(args.idle_seconds)
     finally:
         redis_server.cleanup()
     return 0
