@@ -12,7 +12,7 @@ SPEEDUP = {"dashboard": 100, "summary_largest": 50}
 CLIFF_FACTOR = 1.5
 # Cost targets of a warm hit.
 MAX_ROUND_TRIPS = 1
-CPU_FACTOR = 1.15  # the layer's CPU per warm hit over a plain django-redis view's
+CPU_FACTOR = 1.10  # the layer's CPU per warm hit over a plain django-redis view's
 NETWORK_SLACK_MS = 0.5  # cached p50 <= floor p50 + one round trip + this, Redis across a network
 
 

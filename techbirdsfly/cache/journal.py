@@ -40,6 +40,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 from django.db import DatabaseError, connection
 
 from . import clock, journal_sql
@@ -196,7 +197,7 @@ def catch_up(*, after_connects: int | None = None, session: Any = None) -> bool:
                     " entry cached before it is stale"
                 )
                 read = journal_sql.read(connection, None, WINDOW)
-        except DatabaseError:
+        except (DatabaseError, psycopg.Error):  # psycopg's own: the follower's session is no Django connection
             logger.warning("could not read the cache invalidation journal", exc_info=True)
             return False
         clock.anchor(read.now)

@@ -91,6 +91,22 @@ class PushTests(LiveTestCase):
         self.assertIsNotNone(wait_for(lambda: all(journal.floor("billing", s) > 0 for s in scopes)))
 
 
+class LostSessionTests(LiveTestCase):
+    def test_a_poll_on_a_session_the_server_ended_fails_and_the_follower_lives_on(self):
+        from techbirdsfly.cache.follower import _listen
+
+        self.assertTrue(journal.catch_up())
+        listener = _listen()
+        self.addCleanup(listener.close)
+        self.assertTrue(journal.catch_up(session=listener))
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [listener.info.backend_pid])
+        with self.assertLogs("techbirdsfly.cache", "WARNING"):
+            self.assertFalse(journal.catch_up(session=listener))  # said, not raised into the thread
+        self.assertTrue(listener.closed)  # so the follower listens again on a new one
+        self.assertTrue(journal.catch_up())
+
+
 @tag("live")
 class PushAcrossProcessesTests(LiveTestCase):
     """A gunicorn worker whose follower polls every 30 s sees another process's write at once."""
