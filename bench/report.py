@@ -270,6 +270,9 @@ def render(results: dict) -> str:
         f"{plan['option_seconds']} s per endpoint. The baseline is measured the same way in the same rounds: compare "
         "the variants with it rather than with the tables above."
     )
+    if results.get("variants_rerun"):
+        add("")
+        add(f"This part was rerun alone: {results['variants_rerun']}.")
     add("")
     targets = list(next(iter(results["variants"].values()))["runs"])
     header = " | ".join(f"{t} req/s | p50 ms | p99 ms | app CPU ms/req | Redis CPU ms/req | hits" for t in targets)

@@ -45,9 +45,10 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
                 url = redis_server.url
             stack.callback(redis_server.cleanup)
             server = BenchServer(
-                # Nine servers at once would hold up to 9 x workers x threads database connections
-                # (PostgreSQL allows 100 by default, shared with everything else): close each after use.
-                env={**base_env, "REDIS_URL": url, "DATABASE_CONN_MAX_AGE": "0", **env},
+                # Nine servers at once: each worker's pool keeps no idle connection open (DATABASE_POOL_MIN
+                # 0; warm hits use none) beside its follower's session, or 9 x workers x 2 sessions come
+                # near PostgreSQL's default 100 and some variants cannot start.
+                env={**base_env, "REDIS_URL": url, "DATABASE_POOL_MIN": "0", **env},
                 workers=workers,
                 threads=plan.threads,
                 worker_class=worker_class,
