@@ -45,10 +45,11 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
                 url = redis_server.url
             stack.callback(redis_server.cleanup)
             server = BenchServer(
-                # Nine servers at once: each worker's pool keeps no idle connection open (DATABASE_POOL_MIN
-                # 0; warm hits use none) beside its follower's session, or 9 x workers x 2 sessions come
-                # near PostgreSQL's default 100 and some variants cannot start.
-                env={**base_env, "REDIS_URL": url, "DATABASE_POOL_MIN": "0", **env},
+                # Nine servers at once: with a pool per worker (up to threads + 1 connections) beside its
+                # follower's session they would need far over PostgreSQL's default 100 connections, and
+                # some variants could not start. Here a request's connection closes when it ends (warm
+                # hits use none): the follower's session stays, 9 x workers in all.
+                env={**base_env, "REDIS_URL": url, "DATABASE_POOL_MAX": "0", "DATABASE_CONN_MAX_AGE": "0", **env},
                 workers=workers,
                 threads=plan.threads,
                 worker_class=worker_class,
