@@ -30,9 +30,9 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
     try:
         for name in plan.variants:
             _, env = VARIANTS[name]
-            workers, worker_class = plan.workers, "gthread"
+            workers, worker_class, threads = plan.workers, "gthread", plan.threads
             if name == "sync":
-                worker_class = "sync"
+                worker_class, threads = "sync", 1  # gunicorn runs gthread when a sync worker is given threads
             if name == "gthread-fewer":
                 workers = usable_cpus()
             if name == "unix-socket":
@@ -51,7 +51,7 @@ def measure_variants(plan: Plan, base_env: dict[str, str], eps: dict[str, Endpoi
                 # hits use none): the follower's session stays, 9 x workers in all.
                 env={**base_env, "REDIS_URL": url, "DATABASE_POOL_MAX": "0", "DATABASE_CONN_MAX_AGE": "0", **env},
                 workers=workers,
-                threads=plan.threads,
+                threads=threads,
                 worker_class=worker_class,
                 name=name,
             )
