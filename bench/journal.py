@@ -14,7 +14,6 @@ Prints, measured side by side in one run against a private redis-server and Post
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -124,25 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args(argv)
 
-    import socket
+    from .data import ensure_database
+    from .servers import own_environment
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tbf_journal_bench")
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="techbirdsfly.settings",
-        DATABASE_URL=database,
-        REDIS_URL=f"redis://127.0.0.1:{port}/0",
-        DJANGO_DEBUG="1",
-        CACHE_JOURNAL_POLL="0",
-        DJANGO_LOG_LEVEL="ERROR",
-    )
-    from techbirdsfly.testing import RedisServer
+    database, port = own_environment("tbf_journal_bench", DJANGO_DEBUG="1", DJANGO_LOG_LEVEL="ERROR")
+    from techbirdsfly.testing import RedisServer  # once the settings module is named
 
     redis_server = RedisServer(port).start()
     try:
-        _ensure_database(database)
+        ensure_database(database)
         _setup()
         print("invalidation journal (issue 13)", flush=True)
         writes = bench_writes(args.writes)
@@ -162,17 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         redis_server.cleanup()
     return 0
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

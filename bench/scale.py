@@ -384,28 +384,20 @@ def main(argv: list[str] | None = None) -> int:
         load_probe()
         return 0
 
-    import socket
+    from .data import ensure_database
+    from .servers import own_environment
 
-    from bench.journal import _ensure_database
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tbf_scale_bench")
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="techbirdsfly.settings",
-        DATABASE_URL=database,
-        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+    database, port = own_environment(
+        "tbf_scale_bench",
         DJANGO_DEBUG="1",
         DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop"),
-        CACHE_JOURNAL_POLL="0",
         DJANGO_LOG_LEVEL="ERROR",
     )
-    from techbirdsfly.testing import RedisServer
+    from techbirdsfly.testing import RedisServer  # once the settings module is named
 
     redis_server = RedisServer(port).start()
     try:
-        _ensure_database(database)
+        ensure_database(database)
         _setup(migrate=True)
         from techbirdsfly.cache import journal
 

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.request
 
 from techbirdsfly.servers import ROOT, GunicornServer, free_port
 
-__all__ = ["ROOT", "BenchServer", "free_port"]
+__all__ = ["ROOT", "BenchServer", "free_port", "own_environment"]
+
+
+def own_environment(default_database: str, **settings: str) -> tuple[str, int]:
+    """Set up this process for a benchmark run in a process of its own (bench.journal, bench.scale,
+    bench.tokencpu): its database (BENCH_DATABASE_URL, else ``default_database`` on the local server),
+    a free port for a redis-server of its own, no journal follower, and ``settings``.
+
+    Returns the database URL and the Redis port.
+    """
+    port = free_port()
+    database = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{default_database}")
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="techbirdsfly.settings",
+        DATABASE_URL=database,
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        CACHE_JOURNAL_POLL="0",
+        **settings,
+    )
+    return database, port
 
 
 class BenchServer(GunicornServer):

@@ -22,7 +22,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import secrets
 import sys
 import time
@@ -269,23 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=100)
     args = parser.parse_args(argv)
 
-    from .servers import free_port
+    from .data import ensure_database
+    from .servers import own_environment
 
-    port = free_port()
-    database = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tbf_tokencpu_bench")
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="techbirdsfly.settings",
-        DATABASE_URL=database,
-        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+    database, port = own_environment(
+        "tbf_tokencpu_bench",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=SECRET_KEY,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        CACHE_JOURNAL_POLL="0",
         DJANGO_LOG_LEVEL="WARNING",
     )
-    from techbirdsfly.testing import RedisServer
 
-    from .data import ensure_database
+    from techbirdsfly.testing import RedisServer  # once the settings module is named
 
     redis_server = RedisServer(port).start()
     try:

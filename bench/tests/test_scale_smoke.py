@@ -15,6 +15,7 @@ import sys
 from django.conf import settings
 from django.test import SimpleTestCase
 
+from bench.data import drop_database
 from bench.tests.test_bench_smoke import smoke_database_url
 
 
@@ -43,12 +44,3 @@ class ScaleSmokeTest(SimpleTestCase):
         self.assertGreater(int(expected.replace(",", "")), 0, push[0])
         self.assertEqual(seen, expected, push[0])  # each write seen by both followers, in their own processes
         self.assertTrue(any(line.startswith("  poll, 2 followers") for line in lines), lines)
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
