@@ -167,6 +167,16 @@ class CommitAPIClient(APIClient):
 class CacheTestCase(TestCase):
     """A TestCase with an empty private Redis, closed breakers and a committing API client."""
 
+    @classmethod
+    def setUpClass(cls) -> None:
+        # The journal's history begun and committed before the class's transaction opens. Begun inside
+        # it (the first test of a run, or the first after a TransactionTestCase emptied the tables),
+        # its row and advisory lock stay uncommitted until the test ends, and a test's own threads,
+        # each on a connection of its own, wait for them as long.
+        journal.reset()
+        journal.catch_up()
+        super().setUpClass()
+
     def setUp(self) -> None:
         super().setUp()
         self.redis = test_redis().client()
