@@ -17,6 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from django.db import connections
 from django.test import tag
 
 from faults.load import request
@@ -68,7 +69,10 @@ class FillLeaseTests(CacheTestCase):
         results = []
 
         def read() -> None:
-            results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
+            try:
+                results.append(get_or_compute("admin.dashboard", "admin:dashboard", compute))
+            finally:
+                connections.close_all()  # this thread's own connection
 
         threads = [threading.Thread(target=read) for _ in range(n)]
         for thread in threads:
