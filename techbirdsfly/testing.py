@@ -11,8 +11,10 @@ import logging
 import shutil
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,28 @@ __all__ = [
     "free_port",
     "polls_within",
 ]
+
+
+def elsewhere[T](fn: Callable[[], T]) -> T:
+    """``fn()`` as another process runs it: on a database connection of its own, in autocommit.
+
+    What it writes is committed at once, outside the transaction a TestCase holds, and its
+    transaction is not the test's (a row the test's own transaction wrote is one it has seen).
+    """
+    result: list[T] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if not result:
+        raise AssertionError("the other connection's work failed (its traceback is above)")
+    return result[0]
 
 
 def caches_at(url: str) -> dict[str, dict[str, Any]]:

@@ -35,7 +35,7 @@ from techbirdsfly.cache.policy import MAX_VALUE_BYTES
 from techbirdsfly.cache.scope import request_scope
 from techbirdsfly.cache.serializers import SafeJSONSerializer
 from techbirdsfly.models import CacheJournal
-from techbirdsfly.testing import CacheTestCase, RedisServer, fill_polls, polls_within, test_redis
+from techbirdsfly.testing import CacheTestCase, RedisServer, elsewhere, fill_polls, polls_within, test_redis
 
 UNPICKLED = []
 
@@ -427,7 +427,8 @@ class JournalTests(CacheTestCase):
         scope = "billing:account:12"
         get_or_compute("billing.summary", "billing:summary:12", lambda: {"v": "old"}, scope=scope)
         # Another process's write whose generation never reached Redis: only its row exists.
-        row = CacheJournal.objects.create(app="billing", scope=scope)
+        row = elsewhere(lambda: CacheJournal.objects.create(app="billing", scope=scope))
+        self.addCleanup(elsewhere, lambda: CacheJournal.objects.filter(pk=row.pk).delete())
         self.assertEqual(get_or_compute("billing.summary", "billing:summary:12", dict, scope=scope).from_cache, True)
         self.assertTrue(journal.catch_up())
         self.assertEqual(journal.floor("billing", scope), row.pk)
