@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import QuerySet
 from django.test import override_settings, tag
 
@@ -19,9 +19,9 @@ from auth_app.services import token_pair_issue
 from auth_app.tests.factories import make_user
 from billing_app.models import Price, UsageRecord
 from billing_app.tests.factories import make_account, make_usage
-from techbirdsfly.cache import journal
+from techbirdsfly.cache import journal, journal_sql
 from techbirdsfly.cache.follower import _Follower
-from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, server_env
+from techbirdsfly.testing import GunicornServer, LiveTestCase, elsewhere, http_json, server_env
 
 SLOW_POLL = 30.0  # far longer than any test waits: what arrives sooner was pushed
 
@@ -29,18 +29,13 @@ SLOW_POLL = 30.0  # far longer than any test waits: what arrives sooner was push
 def write_elsewhere(app: str, scopes: list[str], change=None) -> None:
     """Commit rows (and a change) on another connection, with no Redis bump: another process's write."""
 
-    def run() -> None:
-        try:
-            with transaction.atomic():
-                if change:
-                    change()
-                journal.record(app, scopes)
-        finally:
-            connections.close_all()
+    def write() -> None:
+        with transaction.atomic():
+            if change:
+                change()
+            journal.record(app, scopes)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(10)
+    elsewhere(write)
 
 
 def wait_for(condition, seconds: float = 10.0) -> float | None:
@@ -105,6 +100,28 @@ class LostSessionTests(LiveTestCase):
             self.assertFalse(journal.catch_up(session=listener))  # said, not raised into the thread
         self.assertTrue(listener.closed)  # so the follower listens again on a new one
         self.assertTrue(journal.catch_up())
+
+
+class PreparedPollTests(LiveTestCase):
+    def test_the_poll_is_prepared_once_per_session_and_reads_what_a_cursor_reads(self):
+        from techbirdsfly.cache.follower import _listen
+
+        self.assertTrue(journal.catch_up())
+        listener = _listen()
+        self.addCleanup(listener.close)
+        after = journal_sql.read(connection, None, journal.WINDOW).position
+        write_elsewhere("billing", ["billing:account:1", "billing:account:2"])
+        polled = [journal_sql.read(connection, after, journal.WINDOW, session=listener) for _ in range(3)]
+        cursor = journal_sql.read(connection, after, journal.WINDOW)
+        for read in polled:
+            self.assertEqual(sorted(read.rows), sorted(cursor.rows))
+            self.assertEqual([scope for _, _, scope in sorted(read.rows)], ["billing:account:1", "billing:account:2"])
+            self.assertEqual((read.server, read.history), (cursor.server, cursor.history))
+            self.assertIsInstance(read.now, float)
+        later = journal_sql.read(connection, polled[0].position, journal.WINDOW, session=listener)
+        self.assertEqual(later.rows, [])  # its snapshot is one the next poll continues from
+        prepared = listener.execute("SELECT name FROM pg_prepared_statements").fetchall()
+        self.assertEqual(prepared, [(journal_sql._POLL_NAME.decode(),)])
 
 
 @tag("live")
