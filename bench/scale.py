@@ -245,8 +245,9 @@ def _push_round(listeners: Listeners, rate: int, seconds: float) -> str:
 def bench_poll(followers: list[int], interval: float, seconds: float) -> list[str]:
     """``count`` followers polling every ``interval`` s (the prepared backstop read), nothing written."""
     import psycopg
+    from django.db import connection
 
-    from techbirdsfly.cache import journal_sql
+    from techbirdsfly.cache import journal, journal_sql
 
     params = _connect_params()
     lines = []
@@ -258,9 +259,7 @@ def bench_poll(followers: list[int], interval: float, seconds: float) -> list[st
         polls = 0
         while time.monotonic() - began < seconds:
             for conn in conns:
-                with psycopg.Cursor(conn) as cursor:
-                    cursor.execute(journal_sql._NEXT_READ, {"after": snapshot}, prepare=True)
-                    cursor.fetchall()
+                journal_sql.read(connection, snapshot, journal.WINDOW, session=conn)  # what a follower polls
                 polls += 1
             time.sleep(interval)
         elapsed = time.monotonic() - began
