@@ -145,12 +145,13 @@ def _poll(session: psycopg.Connection[Any], after: Any) -> Iterator[tuple[Any, .
     statement does not survive PgBouncer's transaction mode), run through libpq's ``exec_prepared``
     rather than a psycopg cursor: on an idle process this read is most of the follower's cost, and
     the cursor's type machinery costs more CPU than the query. The rows come back as text.
+    Sessions are the follower's own, used by its one thread (psycopg's lock is not taken).
     """
     pgconn = session.pgconn
     if session not in _prepared:
-        _check(pgconn.prepare(_POLL_NAME, _POLL_SQL))
+        _answer(pgconn, pgconn.prepare(_POLL_NAME, _POLL_SQL))
         _prepared.add(session)
-    result = _check(pgconn.exec_prepared(_POLL_NAME, [str(after).encode()]))
+    result = _answer(pgconn, pgconn.exec_prepared(_POLL_NAME, [str(after).encode()]))
     value = result.get_value
     for row in range(result.ntuples):
         if value(row, 0) == b"0":  # the header: snapshot, clock, server, history rows (NULL: none)
@@ -160,8 +161,15 @@ def _poll(session: psycopg.Connection[Any], after: Any) -> Iterator[tuple[Any, .
             yield 1, None, None, None, None, int(value(row, 5)), value(row, 6).decode(), value(row, 7).decode()
 
 
-def _check(result: Any) -> Any:
-    """A libpq result that is not an error, else psycopg's error (what a cursor would have raised)."""
+def _answer(pgconn: pq.abc.PGconn, result: Any) -> Any:
+    """libpq's ``result`` unless it is an error (then psycopg's error, as a cursor would raise).
+
+    Notifications that arrived with it are off the socket, where no wait would see them: they go to
+    psycopg as its own reads would hand them, so the follower's next ``notifies()`` yields them.
+    """
+    while (notice := pgconn.notifies()) is not None:
+        if pgconn.notify_handler:
+            pgconn.notify_handler(notice)
     if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         raise psycopg.DatabaseError(result.error_message.decode(errors="replace").strip())
     return result

@@ -6,9 +6,11 @@ journal row in one transaction, and no Redis bump, so only the journal can make 
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 
+import psycopg
 from django.db import connection, connections, transaction
 from django.db.models import QuerySet
 from django.test import override_settings, tag
@@ -122,6 +124,31 @@ class PreparedPollTests(LiveTestCase):
         self.assertEqual(later.rows, [])  # its snapshot is one the next poll continues from
         prepared = listener.execute("SELECT name FROM pg_prepared_statements").fetchall()
         self.assertEqual(prepared, [(journal_sql._POLL_NAME.decode(),)])
+
+    def test_an_error_in_the_poll_is_psycopgs_error_and_the_session_goes_on(self):
+        from techbirdsfly.cache.follower import _listen
+
+        listener = _listen()
+        self.addCleanup(listener.close)
+        after = journal_sql.read(connection, None, journal.WINDOW).position
+        with self.assertRaisesMessage(psycopg.DatabaseError, "pg_snapshot"):
+            journal_sql.read(connection, "not a snapshot", journal.WINDOW, session=listener)
+        self.assertEqual(journal_sql.read(connection, after, journal.WINDOW, session=listener).rows, [])
+
+    def test_a_push_read_off_the_socket_by_a_poll_is_taken_without_waiting(self):
+        from techbirdsfly.cache.follower import _listen
+
+        self.assertTrue(journal.catch_up())
+        listener = _listen()
+        self.addCleanup(listener.close)
+        follower = _Follower()
+        write_elsewhere("billing", ["billing:account:3"])
+        # Its notification is on the listener's socket; the poll reads it off with the poll's answer.
+        self.assertEqual(select.select([listener.pgconn.socket], [], [], 10)[0], [listener.pgconn.socket])
+        self.assertTrue(journal.catch_up(session=listener))
+        # The socket holds nothing more, so only what the poll kept of it can be taken now.
+        follower._wait_for_pushes(listener, 0)
+        self.assertEqual(follower.pushed, 1)
 
 
 @tag("live")
