@@ -23,41 +23,46 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _snapshot(keep: Callable[[Path, int], bool]) -> dict[int, float]:
+    """CPU seconds of every process that ``keep(its /proc entry, its parent's pid)`` accepts."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and keep(entry, stat[0]):
+            out[int(entry.name)] = stat[1]
+    return out
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def children(parent: int) -> Callable[[], dict[int, float]]:
     """CPU seconds of every process whose parent is ``parent`` (gunicorn's workers)."""
+    return lambda: _snapshot(lambda _, ppid: ppid == parent)
 
-    def snapshot() -> dict[int, float]:
-        out = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                stat = _stat(int(entry.name))
-                if stat and stat[0] == parent:
-                    out[int(entry.name)] = stat[1]
-        return out
 
-    return snapshot
+def server(master: int) -> Callable[[], dict[int, float]]:
+    """CPU seconds of a server's master process and its children (gunicorn and its workers)."""
+    return lambda: _snapshot(lambda entry, ppid: ppid == master or entry.name == str(master))
 
 
 def postgres_backends(database: str) -> Callable[[], dict[int, float]]:
     """CPU seconds of the PostgreSQL backends connected to ``database``."""
     marker = f" {database} ".encode()
 
-    def snapshot() -> dict[int, float]:
-        out = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"postgres: ") and marker in cmdline:
-                stat = _stat(int(entry.name))
-                if stat:
-                    out[int(entry.name)] = stat[1]
-        return out
+    def connected(entry: Path, _: int) -> bool:
+        cmdline = _read(entry / "cmdline")
+        return cmdline.startswith(b"postgres: ") and marker in cmdline
 
-    return snapshot
+    return lambda: _snapshot(connected)
+
+
+def postgres_processes() -> Callable[[], dict[int, float]]:
+    """CPU seconds of every PostgreSQL process on this machine: its server, backends and workers."""
+    return lambda: _snapshot(lambda entry, _: _read(entry / "comm").startswith(b"postgres"))
 
 
 def redis_cpu(client) -> Callable[[], dict[int, float]]:

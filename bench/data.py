@@ -200,3 +200,13 @@ def prepare_fixtures(size: Size) -> Fixtures:
         staff_token=token_pair_issue(user=staff).access_token,
         newest_usage=newest.isoformat() if newest else "none",
     )
+
+
+def connect_params() -> dict:
+    """psycopg's connection arguments for the benchmark's database, as Django builds them."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context"):
+        params.pop(django_only, None)
+    return params

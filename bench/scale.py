@@ -19,47 +19,17 @@ whose ``max_connections`` is over 200.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from . import cpu
+from .data import connect_params
+from .push import bench_push
 
 ROOT = Path(__file__).resolve().parent.parent
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu() -> dict[int, int]:
-    """CPU ticks used so far by each PostgreSQL process on this machine."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, tail = stat.read_text().rsplit(")", 1)
-        except (OSError, ValueError):
-            continue
-        if head.split("(", 1)[-1].startswith("postgres"):
-            values = tail.split()
-            found[int(stat.parent.name)] = int(values[11]) + int(values[12])
-    return found
-
-
-def postgres_cpu_since(before: dict[int, int]) -> float:
-    """CPU seconds PostgreSQL used since ``before`` (a backend that ended meanwhile is not counted)."""
-    after = postgres_cpu()
-    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / TICKS
-
-
-def process_cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            values = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(values[11]) + int(values[12])
-    return total / TICKS
 
 
 def fill(rows: int, scopes: int) -> None:
@@ -109,139 +79,6 @@ def bench_index(sizes: list[tuple[int, int]]) -> list[str]:
     return lines
 
 
-def _connect_params() -> dict:
-    """psycopg's connection arguments for the benchmark's database, as Django builds them."""
-    from django.db import connection
-
-    params = connection.get_connection_params()
-    for django_only in ("cursor_factory", "context"):
-        params.pop(django_only, None)
-    return params
-
-
-def bench_push(followers: list[int], rates: list[int], seconds: float, processes: int = 4) -> list[str]:
-    """Commit -> seen with ``followers`` listening sessions spread over ``processes`` processes."""
-    lines = []
-    for count in followers:
-        with Listeners(_connect_params(), count, min(processes, count)) as listeners:
-            for rate in rates:
-                lines.append(_push_round(listeners, rate, seconds))
-                print(lines[-1], flush=True)
-    return lines
-
-
-class Listeners:
-    """``count`` listening sessions in ``processes`` processes of their own, each waiting on its
-    sessions' sockets with one ``select`` and reading what is ready with ``notifies(timeout=0)``, as
-    the follower does (techbirdsfly/cache/follower.py). Separate processes, so that the listeners do not
-    share one interpreter lock, as the followers of separate workers do not."""
-
-    def __init__(self, params: dict, count: int, processes: int) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited sockets
-        shares = [count // processes + (i < count % processes) for i in range(processes)]
-        self.count, self.pipes, self.processes = count, [], []
-        for share in shares:
-            ours, theirs = context.Pipe()
-            process = context.Process(target=_listen_process, args=(params, share, theirs), daemon=True)
-            process.start()
-            self.pipes.append(ours)
-            self.processes.append(process)
-
-    def __enter__(self) -> Listeners:
-        for pipe in self.pipes:
-            if not pipe.poll(60) or pipe.recv() != "listening":
-                raise RuntimeError("a listener process did not start")
-        return self
-
-    def take(self) -> list[float]:
-        """Every commit -> seen latency (seconds) received since the last call."""
-        for pipe in self.pipes:
-            pipe.send("take")
-        return [latency for pipe in self.pipes for latency in pipe.recv()]
-
-    def __exit__(self, *exc: object) -> None:
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError):
-                pipe.send("quit")
-        for process in self.processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-
-
-def _listen_process(params: dict, count: int, pipe: Any) -> None:
-    """One listener process: the latency of each notification, from the writer's stamp in its scope."""
-    import select
-
-    import psycopg
-
-    from techbirdsfly.cache import journal_sql
-
-    sessions = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
-    for session in sessions:
-        session.execute(f"LISTEN {journal_sql.CHANNEL}")
-    by_socket = {session.pgconn.socket: session for session in sessions}
-    latencies: list[float] = []
-    pipe.send("listening")
-    while True:
-        readable, _, _ = select.select([pipe.fileno(), *by_socket], [], [], 1.0)
-        for fd in readable:
-            if fd == pipe.fileno():
-                continue
-            for notice in by_socket[fd].notifies(timeout=0):
-                seen = time.monotonic_ns()
-                stamp = notice.payload.rsplit("-", 1)[-1]
-                if stamp.isdigit():
-                    latencies.append((seen - int(stamp)) / 1e9)
-        if pipe.fileno() in readable:
-            message = pipe.recv()
-            if message == "quit":
-                break
-            pipe.send(latencies)
-            latencies = []
-    for session in sessions:
-        session.close()
-
-
-def _push_round(listeners: Listeners, rate: int, seconds: float) -> str:
-    """One writer committing journal rows at ``rate`` a second; each scope carries its send time."""
-    import psycopg
-
-    from techbirdsfly.cache import journal_sql
-
-    listeners.take()  # nothing left over from an earlier round
-    writer = psycopg.connect(**_connect_params())
-    cpu_before = postgres_cpu()
-    began = time.monotonic()
-    n = 0
-    while time.monotonic() - began < seconds:
-        # Stamped before the statement is sent: the latency includes the INSERT and the commit.
-        scope = f"billing:account:push-{rate}-{n}-{time.monotonic_ns()}"
-        params_row = {"app": "billing", "scopes": [scope], "channel": journal_sql.CHANNEL, "max": 7900}
-        writer.execute(journal_sql._RECORD, params_row)
-        writer.commit()
-        n += 1
-        pause = began + n / rate - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-    elapsed = time.monotonic() - began
-    time.sleep(0.5)  # the last notifications on their way
-    cpu = postgres_cpu_since(cpu_before) / elapsed
-    writer.close()
-    latencies = sorted(listeners.take())
-    expected = n * listeners.count
-    p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
-    worst = latencies[-1] * 1000 if latencies else float("nan")
-    return (
-        f"  push, {listeners.count} followers in {len(listeners.processes)} processes, {rate} writes/s"
-        f" (ran {n / elapsed:.0f}/s): commit -> seen p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
-        f" ({len(latencies):,} of {expected:,} deliveries); PostgreSQL {cpu * 100:.1f}% of a CPU"
-    )
-
-
 def bench_poll(followers: list[int], interval: float, seconds: float) -> list[str]:
     """``count`` followers polling every ``interval`` s (the prepared backstop read), nothing written."""
     import psycopg
@@ -249,12 +86,13 @@ def bench_poll(followers: list[int], interval: float, seconds: float) -> list[st
 
     from techbirdsfly.cache import journal, journal_sql
 
-    params = _connect_params()
+    params = connect_params()
+    postgres = cpu.postgres_processes()
     lines = []
     for count in followers:
         conns = [psycopg.connect(**params, autocommit=True) for _ in range(count)]
         snapshot = conns[0].execute("SELECT pg_current_snapshot()::text").fetchone()[0]
-        cpu_before = postgres_cpu()
+        cpu_before = postgres()
         began = time.monotonic()
         polls = 0
         while time.monotonic() - began < seconds:
@@ -263,10 +101,10 @@ def bench_poll(followers: list[int], interval: float, seconds: float) -> list[st
                 polls += 1
             time.sleep(interval)
         elapsed = time.monotonic() - began
-        cpu = postgres_cpu_since(cpu_before)
+        used = cpu.delta(cpu_before, postgres())
         lines.append(
-            f"  poll, {count} followers every {interval:g} s, idle: {cpu / polls * 1e6:.0f} µs of PostgreSQL CPU"
-            f" per poll, {cpu / elapsed * 100:.2f}% of a CPU"
+            f"  poll, {count} followers every {interval:g} s, idle: {used / polls * 1e6:.0f} µs of PostgreSQL CPU"
+            f" per poll, {used / elapsed * 100:.2f}% of a CPU"
         )
         print(lines[-1], flush=True)
         for conn in conns:
@@ -274,10 +112,10 @@ def bench_poll(followers: list[int], interval: float, seconds: float) -> list[st
     return lines
 
 
-def bench_idle(seconds: float) -> list[str]:
-    """Two gunicorns of 5 workers idle over the same ``seconds``: one whose followers listen and poll
-    (the default CACHE_JOURNAL_POLL), and the same server with no follower, for what gunicorn and
-    Django cost idle by themselves."""
+def bench_idle(seconds: float, workers: int = 5) -> list[str]:
+    """Two gunicorns of ``workers`` workers idle over the same ``seconds``: one whose followers listen
+    and poll (the default CACHE_JOURNAL_POLL), and the same server with no follower, for what gunicorn
+    and Django cost idle by themselves."""
     from auth_app.models import User
     from auth_app.services import token_pair_issue
     from techbirdsfly.servers import GunicornServer
@@ -293,33 +131,34 @@ def bench_idle(seconds: float) -> list[str]:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CACHE_JOURNAL_POLL": "1.0",  # the default (this process runs without a follower)
     }
-    followed = GunicornServer(env=env, workers=5).start()
+    followed = GunicornServer(env=env, workers=workers).start()
     bare = None
     try:
-        bare = GunicornServer(env={**env, "CACHE_JOURNAL_POLL": "0"}, workers=5).start()
+        bare = GunicornServer(env={**env, "CACHE_JOURNAL_POLL": "0"}, workers=workers).start()
         listening = 0
         for _ in range(200):  # until every worker has read the cache once: its follower listens
             status, _ = http_json(followed.url, "GET", "/api/auth/me", token=token)
             assert status == 200, status
             listening = _listening_followers()
-            if listening >= 5:
+            if listening >= workers:
                 break
         for _ in range(50):  # the other's workers warmed alike
             http_json(bare.url, "GET", "/api/auth/me", token=token)
         time.sleep(2)
         servers = {"followers": followed, "none": bare}
-        pids = {name: [server.process.pid, *_children(server.process.pid)] for name, server in servers.items()}
-        before = {name: process_cpu_seconds(group) for name, group in pids.items()}
+        meters = {name: cpu.server(server.process.pid) for name, server in servers.items()}
+        before = {name: meter() for name, meter in meters.items()}
         time.sleep(seconds)
-        cpu = {name: process_cpu_seconds(group) - before[name] for name, group in pids.items()}
+        after = {name: meter() for name, meter in meters.items()}
+        used = {name: cpu.delta(before[name], after[name]) for name in meters}
     finally:
         followed.stop()
         if bare is not None:
             bare.stop()
     line = (
-        f"  idle gunicorn, {len(pids['followers']) - 1} workers ({listening} followers listening), no requests:"
-        f" {cpu['followers'] / seconds * 100:.2f}% of a CPU over {seconds:g} s;"
-        f" the same server without followers, over the same time: {cpu['none'] / seconds * 100:.2f}%"
+        f"  idle gunicorn, {len(after['followers']) - 1} workers ({listening} followers listening), no requests:"
+        f" {used['followers'] / seconds * 100:.2f}% of a CPU over {seconds:g} s;"
+        f" the same server without followers, over the same time: {used['none'] / seconds * 100:.2f}%"
     )
     print(line, flush=True)
     return [line]
@@ -329,20 +168,11 @@ def _listening_followers() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'techbirdsfly-journal'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'techbirdsfly-journal'"
+            " AND datname = current_database()"
+        )
         return cursor.fetchone()[0]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            values = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(values[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def _rss() -> int:
@@ -406,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_index([(1_000, 1_000)])
             bench_push([2], [10], 0.5)
             bench_poll([2], 0.1, 0.3)
+            bench_idle(0.5, workers=1)
             return 0
         parts = set(args.parts.split(","))
         if "index" in parts:

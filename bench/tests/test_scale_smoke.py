@@ -2,7 +2,7 @@
 
 Its figures mean nothing at these sizes; what is checked is that every part runs and prints what
 bench/SCALE.md reports: the first read of the journal (one index entry per scope), pushed rows seen
-by listening followers, and the poll.
+by listening followers, the poll, and an idle server's CPU.
 """
 
 from __future__ import annotations
@@ -44,3 +44,5 @@ class ScaleSmokeTest(SimpleTestCase):
         self.assertGreater(int(expected.replace(",", "")), 0, push[0])
         self.assertEqual(seen, expected, push[0])  # each write seen by both followers, in their own processes
         self.assertTrue(any(line.startswith("  poll, 2 followers") for line in lines), lines)
+        idle = "  idle gunicorn, 1 workers (1 followers listening)"
+        self.assertTrue(any(line.startswith(idle) for line in lines), lines)
