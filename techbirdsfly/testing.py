@@ -61,9 +61,11 @@ def elsewhere[T](fn: Callable[[], T]) -> T:
         finally:
             connections.close_all()  # this thread's own connection
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join()
+    thread.join(30)
+    if thread.is_alive():  # waiting, most likely, for a lock the test's own transaction holds
+        raise AssertionError("the other connection's work did not end within 30 s")
     if not result:
         raise AssertionError("the other connection's work failed (its traceback is above)")
     return result[0]
