@@ -280,12 +280,3 @@ def describe(replies: Iterable[Reply], limit: int = 5) -> str:
         answer = f"{reply.status} in {reply.latency:.3f}s {reply.error} {str(reply.body)[:200]}"
         lines.append(f"{reply.method} {reply.path} -> {answer}")
     return "\n".join(lines)
-
-
-def poll_until(check: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return check()

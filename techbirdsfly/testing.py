@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -69,6 +70,17 @@ def elsewhere[T](fn: Callable[[], T]) -> T:
     if not result:
         raise AssertionError("the other connection's work failed (its traceback is above)")
     return result[0]
+
+
+def poll_until(check: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:
+    """Whether ``check()`` came true within ``timeout`` seconds, asked every ``interval``: waits for
+    what the code does in the background, never a bound on how long it takes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
 
 
 def caches_at(url: str) -> dict[str, dict[str, Any]]:

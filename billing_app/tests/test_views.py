@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta
 
 from django.test import override_settings
@@ -13,7 +12,7 @@ from billing_app.models import Account, Invoice, UsageRecord
 from billing_app.money import iso, month_start
 from techbirdsfly.cache import generations
 from techbirdsfly.models import CacheJournal
-from techbirdsfly.testing import CacheTestCase, breaker_clock, test_redis
+from techbirdsfly.testing import CacheTestCase, breaker_clock, poll_until, test_redis
 
 from .factories import make_account, make_invoice, make_token, make_usage, make_user
 
@@ -566,9 +565,6 @@ class RedisOutageTests(BillingTestCase):
         # Caching resumes once the invalidation parked during the outage has reached Redis, by a retry in
         # the background. When that bump lands between this read's MGET and its store, the read stores
         # nothing (the generation it read has changed) and the next read fills the entry instead.
-        deadline = time.monotonic() + 10
-        while generations.retries.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.assertEqual(generations.retries.pending(), {})
+        self.assertTrue(poll_until(lambda: not generations.retries.pending(), timeout=10, interval=0.01))
         client.get(summary)
         self.assertTrue(client.get(summary).json()["fromCache"])

@@ -17,10 +17,10 @@ from django.db import connection
 from django.test import tag
 
 from faults.ledger import lost_writes
-from faults.load import MIX, Load, Reply, describe, poll_until, request, run_load, statuses
+from faults.load import MIX, Load, Reply, describe, request, run_load, statuses
 from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
-from techbirdsfly.testing import GunicornServer, LiveTestCase, server_env
+from techbirdsfly.testing import GunicornServer, LiveTestCase, poll_until, server_env
 
 ACTORS = 8
 MAX_REQUESTS = 1500

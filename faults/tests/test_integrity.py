@@ -21,11 +21,11 @@ from auth_app.models import User
 from auth_app.tokens import token_hash
 from billing_app import cache as billing_cache
 from billing_app.money import month_start
-from faults.load import Actor, poll_until
+from faults.load import Actor
 from faults.tests.support import ensure_prices, make_actor
 from image_app import cache as image_cache
 from techbirdsfly.cache import APPS
-from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, server_env
+from techbirdsfly.testing import GunicornServer, LiveTestCase, http_json, poll_until, server_env
 from user_app import cache as user_cache
 
 

@@ -32,7 +32,6 @@ from faults.load import (
     Reply,
     describe,
     percentile,
-    poll_until,
     request,
     run_load,
     server_errors,
@@ -40,7 +39,7 @@ from faults.load import (
 )
 from faults.proxy import TcpProxy
 from faults.tests.support import make_actors
-from techbirdsfly.testing import GunicornServer, RedisServer, server_env
+from techbirdsfly.testing import GunicornServer, RedisServer, poll_until, server_env
 
 CACHE_WAIT_BOUND = 0.5  # seconds a request may wait on the cache
 
